@@ -1,0 +1,71 @@
+"""The catalog contract: a handful of methods every backend implements, checked by one test suite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from loglake.schema import validate_identifier
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """One Hive partition of a table: `dt=YYYY-MM-DD/hour=HH` under the table's location."""
+
+    dt: str
+    hour: int
+
+    @property
+    def path(self) -> str:
+        return f"dt={self.dt}/hour={self.hour:02d}"
+
+    @classmethod
+    def parse(cls, dt: str, hour: int | str) -> Partition:
+        """Validate values that will be spliced into paths and SQL literals."""
+        import datetime as _dt
+
+        try:
+            _dt.date.fromisoformat(dt)
+            h = int(hour)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid partition dt={dt!r} hour={hour!r}") from e
+        if len(dt) != 10 or not 0 <= h <= 23:
+            raise ValueError(f"invalid partition dt={dt!r} hour={hour!r}")
+        return cls(dt, h)
+
+
+@dataclass
+class QueryResult:
+    """Column names and rows, engine-neutral (Python values)."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class Catalog(Protocol):
+    """What rollover, status and the query runner need from a catalog.
+
+    `register_partitions` is idempotent: registering an existing partition is success, because a
+    rollover rerun after a crash repeats it.
+    """
+
+    engine: str
+
+    def ensure_table(self, table: str, columns: Sequence[str], location: str) -> None: ...
+
+    def register_partitions(self, table: str, partitions: Sequence[Partition], location: str) -> int: ...
+
+    def list_partitions(self, table: str) -> list[Partition]: ...
+
+    def drop_partition(self, table: str, partition: Partition) -> bool: ...
+
+    def tables(self) -> list[str]: ...
+
+    def query(self, sql: str) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+def table_name(name: str) -> str:
+    return validate_identifier(name, "table name")

@@ -1,0 +1,235 @@
+"""`write`, `rollover`, `query`, `report`, `status`, `demo`: each a thin wrapper over the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from loglake.cli.app import ConfigOpt, app, config_from, err
+
+
+def _progress(total: int | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@app.command("write")
+def write(
+    files: Annotated[list[str] | None, typer.Argument(help="Log files (gzip too); '-' or none: stdin")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail the file across rotations")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Parse access logs into crash-safe CSV segments under spool/, bad lines to dead-letter/."""
+    from loglake.writer import Writer
+
+    cfg = config_from(config)
+    files = files or ["-"]
+    if follow and (len(files) != 1 or files[0] == "-"):
+        raise typer.BadParameter("--follow takes exactly one file")
+    sizes = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
+    started = time.monotonic()
+    with _progress(sizes) as progress:
+        task = progress.add_task("write", total=sizes or None)
+        writer = Writer(cfg, on_bytes=lambda n: progress.advance(task, n))
+        if writer.recovery:
+            r = writer.recovery
+            err.print(
+                f"recovered spool: {len(r.finished)} committed batch(es) finished, "
+                f"{len(r.discarded)} unsealed discarded (re-read), {len(r.salvaged)} salvaged"
+            )
+        with writer.signals():
+            for f in files:
+                if writer.stopping:
+                    break
+                if f == "-":
+                    writer.write_stream(sys.stdin.fileno())
+                else:
+                    progress.update(task, description=f"write {Path(f).name}")
+                    writer.write_file(f, follow=follow)
+    t = writer.totals
+    elapsed = time.monotonic() - started
+    rows = ", ".join(f"{k}={v}" for k, v in sorted(t.rows.items())) or "none"
+    filtered = ", ".join(f"{k}={v}" for k, v in sorted(t.filtered.items()) if v)
+    for skipped in t.skipped_files:
+        err.print(f"{skipped}: already written up to its end (checkpoint); nothing to do")
+    err.print(
+        f"lines read {t.lines_read}, rows {rows}"
+        + (f", filtered {filtered}" if filtered else "")
+        + f", dead-lettered {t.dead_lettered}, batches {t.batches}, {elapsed:.2f}s"
+        + ("" if t.reconciles([tb.name for tb in cfg.tables]) else "  [red]COUNTS DO NOT RECONCILE[/red]")
+    )
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="table | csv | json")]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="duckdb | trino (default: the configured catalog)")]
+
+
+def _check_format(fmt: str) -> None:
+    from loglake.cli.output import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+
+
+@app.command("rollover")
+def rollover(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep converting as segments close")] = False,
+    interval: Annotated[float | None, typer.Option(help="Seconds between passes with --watch")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Convert closed segments to Hive-partitioned Parquet and register the partitions."""
+    from loglake.rollover import run_rollover
+    from loglake.rollover.segments import closed_segments
+
+    cfg = config_from(config)
+    stop = {"now": False}
+    if watch:
+        import signal
+
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda *_: stop.__setitem__("now", True))
+    while True:
+        pending = closed_segments(cfg)
+        total = sum(s.path.stat().st_size for s in pending if s.path.exists())
+        with _progress(total) as progress:
+            task = progress.add_task("rollover", total=total or None)
+            report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
+        ratio = f" ({report.csv_bytes / report.parquet_bytes:.1f}x smaller)" if report.parquet_bytes else ""
+        rate = f", {report.rows / report.seconds:,.0f} rows/s" if report.seconds and report.rows else ""
+        err.print(
+            f"rollover: {report.segments} segment(s), {report.rows} rows, {report.files} Parquet file(s) "
+            f"in {len(report.partitions)} partition(s) ({report.new_partitions} new), "
+            f"{report.parquet_bytes:,} bytes{ratio}, {len(report.failed)} failed, "
+            f"{report.skipped} claimed elsewhere, {report.seconds:.2f}s{rate}"
+        )
+        for seg_id in report.failed:
+            err.print(f"[red]failed:[/red] {seg_id} (see spool/_failed/*/{seg_id}.error)")
+        if not watch or stop["now"]:
+            break
+        deadline = time.monotonic() + (interval or cfg.rollover.watch_interval)
+        while time.monotonic() < deadline and not stop["now"]:
+            time.sleep(0.2)
+        if stop["now"]:
+            break
+    if report.failed and not watch:
+        raise typer.Exit(3)
+
+
+@app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run (the engine's dialect)")],
+    fmt: FormatOpt = "table",
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run SQL against the lake's tables."""
+    from loglake.catalog import load_catalog
+    from loglake.cli.output import print_result
+
+    _check_format(fmt)
+    cfg = config_from(config)
+    catalog = load_catalog(cfg, engine)
+    try:
+        print_result(catalog.query(sql), fmt)
+    finally:
+        catalog.close()
+
+
+@app.command("report")
+def report(
+    name: Annotated[str | None, typer.Argument(help="Report name (see --list)")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the reports")] = False,
+    since: Annotated[str | None, typer.Option(help="Start: ISO time or 90m/24h/7d ago")] = None,
+    until: Annotated[str | None, typer.Option(help="End (exclusive): ISO time or 90m/24h/7d ago")] = None,
+    show_sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it")] = False,
+    fmt: FormatOpt = "table",
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a named report from loglake/queries/ (one Trino SQL text, any engine)."""
+    from loglake.queries import list_reports, load_report, render_report
+    from loglake.queries.runner import parse_when
+
+    if list_ or not name:
+        for r in list_reports():
+            typer.echo(f"{r.name:24s} {r.description}")
+        return
+    _check_format(fmt)
+    cfg = config_from(config)
+    rep = load_report(name)
+    from loglake.catalog import load_catalog
+    from loglake.cli.output import print_result
+    from loglake.queries.runner import _EPOCH, _FAR
+
+    catalog = load_catalog(cfg, engine)
+    try:
+        columns = set(_table_columns(catalog, "access_log"))
+        sql = render_report(rep, catalog.engine, parse_when(since, _EPOCH), parse_when(until, _FAR), columns)
+        if show_sql:
+            typer.echo(sql)
+            return
+        print_result(catalog.query(sql), fmt, title=f"{rep.name}: {rep.description}")
+    finally:
+        catalog.close()
+
+
+def _table_columns(catalog: object, table: str) -> list[str]:
+    from loglake.schema import quote_identifier
+
+    return catalog.query(f"SELECT * FROM {quote_identifier(table)} LIMIT 0").columns  # type: ignore[attr-defined]
+
+
+@app.command("status")
+def status(
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    config: ConfigOpt = None,
+) -> None:
+    """Spool backlog, lake contents, dead letters, last rollover and freshness."""
+    import json as _json
+
+    from loglake.status import collect_status, render_status
+
+    cfg = config_from(config)
+    st = collect_status(cfg)
+    if fmt == "json":
+        typer.echo(_json.dumps(st, indent=2, default=str))
+    else:
+        render_status(st)
+
+
+@app.command("demo")
+def demo(
+    lines: Annotated[int, typer.Option("--lines", help="Lines to generate")] = 200_000,
+    input_: Annotated[Path | None, typer.Option("--input", help="Use this log file instead")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate (or take) a log, then write -> rollover -> reports, timing each stage."""
+    from loglake.demo import run_demo
+
+    run_demo(config_from(config), lines, input_)
+
+
+@app.command("generate")
+def generate(
+    output: Annotated[Path, typer.Argument(help="File to write")],
+    lines: Annotated[int, typer.Option("--lines")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Write realistic synthetic combined-format logs (Zipf users and pages, mixed agents)."""
+    from loglake.generate import write_log
+
+    write_log(output, lines, seed)
+    err.print(f"wrote {lines} lines to {output}")

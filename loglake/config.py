@@ -1,0 +1,386 @@
+"""Typed, frozen configuration: embedded defaults, then `loglake.toml`, then `LOGLAKE_*` variables.
+
+Unknown keys are errors and every problem is reported at once (like `vector validate`), so a typo
+in a key never silently falls back to a default. Secrets are never config values: the config names
+the environment variable or file that holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_origin, get_type_hints
+
+from loglake.errors import ConfigError
+from loglake.schema import DEFAULT_COLUMNS, FIELD_TYPES, validate_identifier
+
+FORMATS = ("combined", "common", "json", "regex", "nginx")
+FSYNC_POLICIES = ("off", "on-seal", "interval")
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    """How lines are read, parsed and spooled."""
+
+    format: str = "combined"
+    pattern: str = ""  # regex format: a Python pattern with named groups
+    log_format: str = ""  # nginx format: an nginx `log_format` string
+    json_fields: dict[str, str] = field(default_factory=dict)  # column -> JSON key (json format)
+    time_format: str = ""  # strptime format for json/regex `ts`; empty = ISO 8601, epoch or CLF
+    max_line_bytes: int = 65536
+    segment_max_bytes: int = 128 * 1024 * 1024
+    segment_max_age: float = 60.0
+    fsync: str = "on-seal"
+    fsync_interval: float = 1.0
+    poll_interval: float = 0.25
+    read_block_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """One output table: which columns, which rows (equality filter) and which columns must be set."""
+
+    name: str
+    columns: tuple[str, ...] = DEFAULT_COLUMNS
+    where: dict[str, Any] = field(default_factory=dict)
+    require: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloverConfig:
+    """Segment to Parquet conversion."""
+
+    retention: str = "done"  # "done": keep converted segments in spool/done/; "delete"
+    compression: str = "zstd"
+    row_group_size: int = 1_000_000
+    watch_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where Parquet goes: a local folder (default `<data_dir>/lake`) or `s3://bucket/prefix`."""
+
+    url: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    path_style: bool = True
+    profile: str = ""
+
+
+@dataclass(frozen=True)
+class TrinoConfig:
+    """Connection to a Trino coordinator; passwords and tokens come from env vars or files only."""
+
+    host: str = "localhost"
+    port: int = 8080
+    http_scheme: str = "http"
+    user: str = "loglake"
+    catalog: str = "hive"
+    schema: str = "loglake"
+    auth: str = "none"  # none | basic | jwt
+    password_env: str = "LOGLAKE_TRINO_PASSWORD"
+    password_file: str = ""
+    jwt_env: str = "LOGLAKE_TRINO_JWT"
+    jwt_file: str = ""
+    ca_bundle: str = ""
+    location: str = ""  # the lake root as Trino sees it; default: storage.url
+    request_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Which catalog registers partitions."""
+
+    type: str = "duckdb"
+    path: str = ""  # duckdb database file; default `<data_dir>/catalog.duckdb`
+    trino: TrinoConfig = field(default_factory=TrinoConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything loglake needs, passed down explicitly (never a global)."""
+
+    data_dir: Path = Path("loglake-data")
+    host_id: str = ""
+    writer: WriterConfig = field(default_factory=WriterConfig)
+    tables: tuple[TableConfig, ...] = (TableConfig(name="access_log"),)
+    rollover: RolloverConfig = field(default_factory=RolloverConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    source: str = "<defaults>"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.data_dir / "dead-letter"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def lake_url(self) -> str:
+        return self.storage.url or str((self.data_dir / "lake").absolute())
+
+    @property
+    def catalog_path(self) -> Path:
+        return Path(self.catalog.path) if self.catalog.path else self.data_dir / "catalog.duckdb"
+
+    def table(self, name: str) -> TableConfig:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def _default_host_id() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-").lower() or "host"
+
+
+def _coerce(value: Any, typ: Any, where: str, problems: list[str]) -> Any:
+    """Check a TOML/env value against a dataclass field type, converting env strings."""
+    origin = get_origin(typ)
+    if typ is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    elif typ is Path:
+        if isinstance(value, str):
+            return Path(value)
+    elif origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin is dict and isinstance(value, dict):
+        return dict(value)
+    problems.append(f"{where}: expected {getattr(typ, '__name__', str(typ))}, got {value!r}")
+    return None
+
+
+def _build(cls: type, data: dict[str, Any], where: str, problems: list[str], **fixed: Any) -> Any:
+    """Build a frozen dataclass from a dict, recording unknown keys and type errors."""
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = dict(fixed)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names or key in fixed or key == "source":
+            problems.append(f"{path}: unknown key")
+            continue
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                problems.append(f"{path}: expected a table")
+                continue
+            kwargs[key] = _build(typ, value, path, problems)
+            continue
+        coerced = _coerce(value, typ, path, problems)
+        if coerced is not None:
+            kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn `LOGLAKE_SECTION_KEY` variables into nested dict entries, for known keys only."""
+    out: dict[str, Any] = {}
+    scalar_top = {"data_dir": "LOGLAKE_DATA_DIR", "host_id": "LOGLAKE_HOST_ID"}
+    for key, var in scalar_top.items():
+        if var in environ:
+            out[key] = environ[var]
+    sections = {"writer": WriterConfig, "rollover": RolloverConfig, "storage": StorageConfig}
+    for section, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            var = f"LOGLAKE_{section}_{f.name}".upper()
+            if var in environ:
+                out.setdefault(section, {})[f.name] = environ[var]
+    for f in dataclasses.fields(CatalogConfig):
+        var = f"LOGLAKE_CATALOG_{f.name}".upper()
+        if f.name != "trino" and var in environ:
+            out.setdefault("catalog", {})[f.name] = environ[var]
+    for f in dataclasses.fields(TrinoConfig):
+        var = f"LOGLAKE_TRINO_{f.name}".upper()
+        # The secret variables themselves are read at connect time, never copied into config.
+        if var in environ and f.name not in ("password_env", "jwt_env"):
+            out.setdefault("catalog", {}).setdefault("trino", {})[f.name] = environ[var]
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k != "json_fields":
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def find_config_file(explicit: str | Path | None, environ: dict[str, str]) -> Path | None:
+    """`--config`, else `LOGLAKE_CONFIG`, else `./loglake.toml` if present, else none (defaults)."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("LOGLAKE_CONFIG"):
+        return Path(environ["LOGLAKE_CONFIG"])
+    local = Path("loglake.toml")
+    return local if local.is_file() else None
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load and validate the configuration; raise ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    file = find_config_file(path, env)
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"{file}: no such file"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError([f"{file}: not valid TOML: {e}"]) from e
+    data = _merge(data, _env_overrides(env))
+    if overrides:
+        data = _merge(data, overrides)
+    tables_data = data.pop("tables", None)
+    cfg: Config = _build(Config, data, "", problems)
+    if tables_data is not None:
+        cfg = dataclasses.replace(cfg, tables=_build_tables(tables_data, problems))
+    if not cfg.host_id:
+        cfg = dataclasses.replace(cfg, host_id=_default_host_id())
+    cfg = dataclasses.replace(cfg, source=str(file) if file else "<defaults>")
+    problems.extend(validate(cfg))
+    if problems:
+        raise ConfigError([f"{cfg.source}: {p}" for p in problems])
+    return cfg
+
+
+def _build_tables(data: Any, problems: list[str]) -> tuple[TableConfig, ...]:
+    if not isinstance(data, dict) or not data:
+        problems.append("tables: expected one or more [tables.NAME] sections")
+        return (TableConfig(name="access_log"),)
+    out = []
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            problems.append(f"tables.{name}: expected a table")
+            continue
+        out.append(_build(TableConfig, spec, f"tables.{name}", problems, name=name))
+    return tuple(out)
+
+
+def validate(cfg: Config) -> list[str]:
+    """Semantic checks that types alone cannot express; returns every problem."""
+    p: list[str] = []
+    w = cfg.writer
+    if w.format not in FORMATS:
+        p.append(f"writer.format: {w.format!r} is not one of {', '.join(FORMATS)}")
+    if w.format == "regex":
+        if not w.pattern:
+            p.append("writer.pattern: required when writer.format = 'regex'")
+        else:
+            try:
+                rx = re.compile(w.pattern)
+                unknown = set(rx.groupindex) - set(FIELD_TYPES)
+                if unknown:
+                    p.append(f"writer.pattern: unknown named groups {sorted(unknown)}")
+            except re.error as e:
+                p.append(f"writer.pattern: does not compile: {e}")
+    if w.format == "nginx" and not w.log_format:
+        p.append("writer.log_format: required when writer.format = 'nginx'")
+    if w.format == "nginx" and w.log_format:
+        from loglake.writer.parsers.nginx import nginx_pattern
+
+        try:
+            nginx_pattern(w.log_format)
+        except ValueError as e:
+            p.append(f"writer.log_format: {e}")
+    for col in w.json_fields:
+        if col not in FIELD_TYPES:
+            p.append(f"writer.json_fields: unknown column {col!r}")
+    if w.fsync not in FSYNC_POLICIES:
+        p.append(f"writer.fsync: {w.fsync!r} is not one of {', '.join(FSYNC_POLICIES)}")
+    for name in ("max_line_bytes", "segment_max_bytes", "read_block_bytes"):
+        if getattr(w, name) <= 0:
+            p.append(f"writer.{name}: must be positive")
+    for name in ("segment_max_age", "fsync_interval", "poll_interval"):
+        if getattr(w, name) <= 0:
+            p.append(f"writer.{name}: must be positive")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", cfg.host_id):
+        p.append(f"host_id: {cfg.host_id!r} must be lower-case letters, digits and '-'")
+    seen: set[str] = set()
+    for t in cfg.tables:
+        try:
+            validate_identifier(t.name, "table name")
+        except ValueError as e:
+            p.append(f"tables.{t.name}: {e}")
+        if t.name in seen:
+            p.append(f"tables.{t.name}: defined twice")
+        seen.add(t.name)
+        if not t.columns:
+            p.append(f"tables.{t.name}.columns: must not be empty")
+        for c in (*t.columns, *t.where, *t.require):
+            if c not in FIELD_TYPES:
+                p.append(f"tables.{t.name}: unknown column {c!r} (known: {', '.join(FIELD_TYPES)})")
+        if t.columns and "ts" not in t.columns:
+            p.append(f"tables.{t.name}.columns: must include 'ts' (Parquet is partitioned by event time)")
+        if len(set(t.columns)) != len(t.columns):
+            p.append(f"tables.{t.name}.columns: duplicate column")
+        for c, v in t.where.items():
+            vals = v if isinstance(v, list) else [v]
+            if not vals or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in vals):
+                p.append(f"tables.{t.name}.where.{c}: expected a string, integer, or list of them")
+    r = cfg.rollover
+    if r.retention not in ("done", "delete"):
+        p.append(f"rollover.retention: {r.retention!r} is not 'done' or 'delete'")
+    if r.compression not in ("zstd", "snappy", "gzip", "none"):
+        p.append(f"rollover.compression: {r.compression!r} is not zstd, snappy, gzip or none")
+    if r.row_group_size <= 0:
+        p.append("rollover.row_group_size: must be positive")
+    url = cfg.storage.url
+    if url and not (url.startswith("s3://") or url.startswith("/") or url.startswith("file://")):
+        p.append(f"storage.url: {url!r} must be an absolute path, file:// or s3:// URL")
+    c = cfg.catalog
+    if c.type not in ("duckdb", "trino"):
+        p.append(f"catalog.type: {c.type!r} is not 'duckdb' or 'trino'")
+    tr = c.trino
+    if tr.http_scheme not in ("http", "https"):
+        p.append(f"catalog.trino.http_scheme: {tr.http_scheme!r} is not http or https")
+    if tr.auth not in ("none", "basic", "jwt"):
+        p.append(f"catalog.trino.auth: {tr.auth!r} is not none, basic or jwt")
+    if tr.auth != "none" and tr.http_scheme != "https":
+        p.append("catalog.trino.auth: credentials are only sent over https (Trino refuses them on http)")
+    for what, name in (("catalog", tr.catalog), ("schema", tr.schema)):
+        try:
+            validate_identifier(name, f"trino {what}")
+        except ValueError as e:
+            p.append(f"catalog.trino.{what}: {e}")
+    return p

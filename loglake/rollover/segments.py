@@ -1,0 +1,103 @@
+"""The life of a closed segment: claimed, converted, retired to `_done/` or parked in `_failed/`.
+
+State is the folder a segment sits in (the dlt pattern). A claim is an `flock` on a lock file
+beside the segment: the kernel drops it when its holder dies, so a crashed rollover never leaves a
+stale claim, and two rollovers never convert the same segment at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from loglake.config import Config
+from loglake.fsutil import fsync_dir
+
+DONE = "_done"
+FAILED = "_failed"
+
+
+@dataclass(frozen=True)
+class Segment:
+    table: str
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name[: -len(".csv")]
+
+
+def closed_segments(cfg: Config) -> list[Segment]:
+    """Every sealed segment waiting in `spool/<table>/`, oldest first (ids sort by start time)."""
+    out: list[Segment] = []
+    if not cfg.spool_dir.is_dir():
+        return out
+    for table_dir in sorted(cfg.spool_dir.iterdir()):
+        if not table_dir.is_dir() or table_dir.name.startswith("_"):
+            continue
+        out.extend(Segment(table_dir.name, p) for p in sorted(table_dir.glob("*.csv")))
+    out.sort(key=lambda s: (s.id, s.table))
+    return out
+
+
+class Claim:
+    """Exclusive right to convert one segment; `acquire` returns False if another process has it."""
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.lock_path = segment.path.with_name(f".{segment.id}.lock")
+        self.fd = -1
+
+    def acquire(self) -> bool:
+        self.fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = -1
+            return False
+        if not self.segment.path.exists():  # finished by another process between listing and locking
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            self.lock_path.unlink(missing_ok=True)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def retire(cfg: Config, segment: Segment) -> None:
+    """After its files exist and its partitions are registered: keep it in `_done/` or delete it."""
+    if cfg.rollover.retention == "delete":
+        segment.path.unlink(missing_ok=True)
+    else:
+        dest = cfg.spool_dir / DONE / segment.table
+        dest.mkdir(parents=True, exist_ok=True)
+        os.replace(segment.path, dest / segment.path.name)
+        fsync_dir(dest)
+    fsync_dir(segment.path.parent)
+
+
+def park_failed(cfg: Config, segment: Segment, error: BaseException) -> Path:
+    """Move a segment that cannot be converted to `_failed/` with the reason beside it."""
+    dest = cfg.spool_dir / FAILED / segment.table
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / segment.path.name
+    (dest / f"{segment.id}.error").write_text(
+        f"segment: {segment.path}\ntable: {segment.table}\nerror: {type(error).__name__}: {error}\n\n"
+        + "".join(traceback.format_exception(error)),
+        encoding="utf-8",
+    )
+    os.replace(segment.path, target)
+    fsync_dir(dest)
+    return target
+
+
+def failed_segments(cfg: Config) -> list[Path]:
+    return sorted((cfg.spool_dir / FAILED).glob("*/*.csv"))

@@ -1,0 +1,166 @@
+"""`loglake status`: what is waiting, what is in the lake, and whether the counts reconcile.
+
+Row counts in the lake come from Parquet footers (no scan), counts of what was read from batch
+manifests, so `lines read = rows + filtered + dead-lettered` can be checked at any time.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from loglake.config import Config
+from loglake.fsutil import read_json
+from loglake.rollover.segments import FAILED
+from loglake.storage import open_lake
+from loglake.writer.segments import BATCHES
+
+
+def _files(folder: Any, pattern: str) -> tuple[int, int]:
+    paths = list(folder.glob(pattern)) if folder.is_dir() else []
+    return len(paths), sum(p.stat().st_size for p in paths if p.exists())
+
+
+def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
+    spool = cfg.spool_dir
+    st: dict[str, Any] = {"data_dir": str(cfg.data_dir), "lake": cfg.lake_url, "catalog": cfg.catalog.type}
+    open_n, open_b = _files(spool, "*/*.csv.open")
+    closed_n, closed_b = _files(spool, "[!_]*/*.csv")
+    failed_n, failed_b = _files(spool / FAILED, "*/*.csv")
+    st["spool"] = {
+        "open_segments": open_n,
+        "open_bytes": open_b,
+        "closed_segments": closed_n,
+        "closed_bytes": closed_b,
+        "failed_segments": failed_n,
+        "failed_bytes": failed_b,
+        "failed": sorted(p.name for p in (spool / FAILED).glob("*/*.csv")),
+    }
+    pending_ids = {(p.parent.name, p.name[:-4]) for p in spool.glob("[!_]*/*.csv")}
+    failed_ids = {(p.parent.name, p.name[:-4]) for p in (spool / FAILED).glob("*/*.csv")}
+    written: dict[str, Any] = {"lines_read": 0, "rows": {}, "filtered": {}, "dead_lettered": 0, "batches": 0}
+    pending_rows: dict[str, int] = {}
+    failed_rows: dict[str, int] = {}
+    for m in sorted((spool / BATCHES).glob("*.json")) if (spool / BATCHES).is_dir() else []:
+        if m.name.endswith(".open.json"):
+            continue
+        data = read_json(m)
+        written["batches"] += 1
+        written["lines_read"] += data["lines_read"]
+        written["dead_lettered"] += data["dead_lettered"]
+        for t, n in data["rows"].items():
+            written["rows"][t] = written["rows"].get(t, 0) + n
+            if (t, data["id"]) in pending_ids:
+                pending_rows[t] = pending_rows.get(t, 0) + n
+            if (t, data["id"]) in failed_ids:
+                failed_rows[t] = failed_rows.get(t, 0) + n
+        for t, n in data["filtered"].items():
+            written["filtered"][t] = written["filtered"].get(t, 0) + n
+    st["written"] = written
+    st["dead_letter_files"] = _files(cfg.dead_letter_dir, "*.jsonl")[0]
+    lake = open_lake(cfg)
+    tables: dict[str, Any] = {}
+    for t in sorted({*written["rows"], *(tc.name for tc in cfg.tables)}):
+        files = lake.fs.glob(lake.path(t, "dt=*", "hour=*", "*.parquet"))
+        rows = 0
+        size = 0
+        for f in files:
+            with lake.fs.open(f, "rb") as fh:
+                rows += pq.ParquetFile(fh).metadata.num_rows
+            size += lake.fs.size(f)
+        parts = {"/".join(f.split("/")[-3:-1]) for f in files}
+        expected = written["rows"].get(t, 0) - pending_rows.get(t, 0) - failed_rows.get(t, 0)
+        tables[t] = {
+            "partitions": len(parts),
+            "files": len(files),
+            "rows": rows,
+            "bytes": size,
+            "rows_pending": pending_rows.get(t, 0),
+            "rows_failed": failed_rows.get(t, 0),
+            "lake_matches_manifests": rows == expected,
+        }
+    st["tables"] = tables
+    st["reconciles"] = (
+        all(
+            written["lines_read"]
+            == written["rows"].get(t.name, 0) + written["filtered"].get(t.name, 0) + written["dead_lettered"]
+            for t in cfg.tables
+        )
+        if written["batches"]
+        else True
+    )
+    last = cfg.state_dir / "last_rollover.json"
+    st["last_rollover"] = datetime.fromtimestamp(read_json(last)["at"], UTC).isoformat() if last.exists() else None
+    if with_freshness:
+        st["freshness"] = _freshness(cfg, [t for t in tables if tables[t]["rows"]])
+    return st
+
+
+def _freshness(cfg: Config, tables: list[str]) -> dict[str, Any]:
+    """Age of the newest row each table shows to SQL (what an alert on staleness watches)."""
+    from loglake.catalog import load_catalog
+    from loglake.errors import LoglakeError
+    from loglake.schema import quote_identifier
+
+    out: dict[str, Any] = {}
+    try:
+        catalog = load_catalog(cfg)
+    except LoglakeError as e:
+        return {"error": str(e)}
+    try:
+        for t in tables:
+            try:
+                newest = catalog.query(f"SELECT max(ts) FROM {quote_identifier(t)}").rows[0][0]
+            except LoglakeError as e:
+                out[t] = {"error": str(e)}
+                continue
+            if newest is None:
+                out[t] = {"newest": None, "age_seconds": None}
+                continue
+            if newest.tzinfo is None:
+                newest = newest.replace(tzinfo=UTC)
+            out[t] = {"newest": newest.isoformat(), "age_seconds": round(time.time() - newest.timestamp(), 1)}
+    finally:
+        catalog.close()
+    return out
+
+
+def render_status(st: dict[str, Any]) -> None:
+    console = Console()
+    sp = st["spool"]
+    w = st["written"]
+    console.print(
+        f"[bold]data[/bold] {st['data_dir']}  [bold]lake[/bold] {st['lake']}  [bold]catalog[/bold] {st['catalog']}"
+    )
+    console.print(
+        f"spool: {sp['open_segments']} open ({sp['open_bytes']:,} B), {sp['closed_segments']} closed "
+        f"({sp['closed_bytes']:,} B), {sp['failed_segments']} failed"
+    )
+    for name in sp["failed"]:
+        console.print(f"  [red]failed[/red] {name}")
+    console.print(
+        f"written: {w['batches']} batches, {w['lines_read']:,} lines read, rows {w['rows']}, "
+        f"filtered {w['filtered']}, dead-lettered {w['dead_lettered']:,}"
+        f" -> {'[green]reconciles[/green]' if st['reconciles'] else '[red]DOES NOT RECONCILE[/red]'}"
+    )
+    table = Table("table", "partitions", "files", "rows", "bytes", "pending rows", "lake = manifests", "newest row age")
+    for t, info in st["tables"].items():
+        fresh = st.get("freshness", {}).get(t, {})
+        age = fresh.get("age_seconds")
+        table.add_row(
+            t,
+            str(info["partitions"]),
+            str(info["files"]),
+            f"{info['rows']:,}",
+            f"{info['bytes']:,}",
+            f"{info['rows_pending']:,}",
+            "yes" if info["lake_matches_manifests"] else "[red]no[/red]",
+            "-" if age is None else f"{age:,.0f}s",
+        )
+    console.print(table)
+    console.print(f"last rollover: {st['last_rollover'] or 'never'}")

@@ -1,0 +1,92 @@
+"""The lake's object store through fsspec: a local folder by default, S3 (s3fs) when configured.
+
+We use fsspec filesystems directly rather than wrapping them (STYLE.md); this module only builds
+one from config and adds the one operation loglake needs beyond fsspec: an all-or-nothing write.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from loglake.config import Config
+from loglake.fsutil import fsync_dir
+
+
+@dataclass
+class Lake:
+    """An fsspec filesystem plus the lake root (without protocol) and its URL (with it)."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    url: str
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def uri(self, *parts: str) -> str:
+        """Full URL of a path under the lake, as SQL engines see it."""
+        p = self.path(*parts)
+        return p if self.is_local else f"s3://{p}"
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Readers see the whole file or nothing.
+
+        Local: a temporary name that no reader matches (not `*.parquet`, starts with `_`), fsync,
+        rename. S3: one PUT (or a completed multipart upload) is atomic by itself.
+        """
+        if self.is_local:
+            folder, name = os.path.split(path)
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f"_{name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            fsync_dir(type(self)._pathlib(folder))
+        else:
+            self.fs.pipe_file(path, data)
+
+    @staticmethod
+    def _pathlib(folder: str) -> Any:
+        from pathlib import Path
+
+        return Path(folder)
+
+
+def s3_options(cfg: Config) -> dict[str, Any]:
+    """s3fs keyword arguments; credentials come from the AWS variables, a profile or the instance."""
+    st = cfg.storage
+    opts: dict[str, Any] = {}
+    client: dict[str, Any] = {}
+    if st.endpoint_url:
+        client["endpoint_url"] = st.endpoint_url
+    if st.region:
+        client["region_name"] = st.region
+    if client:
+        opts["client_kwargs"] = client
+    if st.path_style:
+        opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+    if st.profile:
+        opts["profile"] = st.profile
+    return opts
+
+
+def open_lake(cfg: Config) -> Lake:
+    url = cfg.lake_url
+    if url.startswith("s3://"):
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**s3_options(cfg))
+        return Lake(fs, url[len("s3://") :].rstrip("/"), url.rstrip("/"))
+    path = url[len("file://") :] if url.startswith("file://") else url
+    return Lake(LocalFileSystem(), os.path.abspath(path), os.path.abspath(path))

@@ -1,0 +1,99 @@
+"""Cut a block of bytes into decoded lines, setting aside those no parser should see.
+
+NUL bytes, invalid UTF-8, empty lines and lines over `max_line_bytes` are rejected here with their
+reason; the common case (a clean block) is decoded and split entirely inside Arrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class Chunk:
+    """A run of whole source lines: `data` ends with a newline unless the source ended without one."""
+
+    data: bytes
+    start_offset: int
+    start_line: int  # 1-based number of the first line in the source
+
+    @property
+    def end_offset(self) -> int:
+        return self.start_offset + len(self.data)
+
+    @cached_property
+    def line_count(self) -> int:
+        if not self.data:
+            return 0
+        return self.data.count(b"\n") + (0 if self.data.endswith(b"\n") else 1)
+
+    def raw_lines(self) -> list[tuple[int, bytes]]:
+        """(source offset, raw bytes without newline) per line; only used for rejected lines."""
+        body = self.data[:-1] if self.data.endswith(b"\n") else self.data
+        out, pos = [], self.start_offset
+        for raw in body.split(b"\n"):
+            out.append((pos, raw))
+            pos += len(raw) + 1
+        return out
+
+
+@dataclass
+class SplitLines:
+    """Decoded lines for the parser, with `index[i]` the chunk line of `lines[i]` (None: identity)."""
+
+    lines: pa.StringArray
+    index: pa.Array | None
+    rejects: list[tuple[int, str]]
+
+
+def split_lines(chunk: Chunk, max_line_bytes: int) -> SplitLines:
+    """Decode and split `chunk`, rejecting NUL, non-UTF-8, empty and over-long lines."""
+    data = chunk.data
+    body = data[:-1] if data.endswith(b"\n") else data
+    if not body and not data:
+        return SplitLines(pa.array([], pa.string()), None, [])
+    if b"\x00" in body:
+        return _split_slowly(body, max_line_bytes)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _split_slowly(body, max_line_bytes)
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.string()), "\n"))
+    if "\r" in text:
+        lines = pc.replace_substring_regex(lines, "\r$", "")
+    lengths = pc.binary_length(lines)
+    bad = pc.or_(pc.equal(lengths, 0), pc.greater(lengths, max_line_bytes))
+    if not pc.any(bad).as_py():
+        return SplitLines(lines, None, [])
+    rejects = []
+    for i in pc.indices_nonzero(bad).to_pylist():
+        size = lengths[i].as_py()
+        rejects.append((i, "empty_line" if size == 0 else f"too_long: {size} bytes > {max_line_bytes}"))
+    good = pc.indices_nonzero(pc.invert(bad))
+    return SplitLines(lines.take(good), good, rejects)
+
+
+def _split_slowly(body: bytes, max_line_bytes: int) -> SplitLines:
+    keep: list[str] = []
+    index: list[int] = []
+    rejects: list[tuple[int, str]] = []
+    for i, raw in enumerate(body.split(b"\n")):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw:
+            rejects.append((i, "empty_line"))
+        elif len(raw) > max_line_bytes:
+            rejects.append((i, f"too_long: {len(raw)} bytes > {max_line_bytes}"))
+        elif b"\x00" in raw:
+            rejects.append((i, "nul_bytes: the line holds NUL bytes (file damage or a binary write)"))
+        else:
+            try:
+                keep.append(raw.decode("utf-8"))
+                index.append(i)
+            except UnicodeDecodeError as e:
+                rejects.append((i, f"invalid_utf8: byte {e.start}"))
+    return SplitLines(pa.array(keep, pa.string()), pa.array(index, pa.int64()), rejects)

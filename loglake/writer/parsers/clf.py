@@ -1,0 +1,244 @@
+"""Apache/nginx combined and common log format, vectorized with Arrow compute.
+
+Most lines of a real log have one rigid shape. The fast path checks that shape with one RE2 match
+(no captures: capture extraction cost 2 us/line, matching 0.3 us), then cuts fields by splitting on
+quotes and spaces, all inside Arrow. Lines with escapes, odd requests or bad values fall to a
+per-line Python parser that knows every oddity and gives a reason when it rejects a line.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loglake.writer.parsers import ParseResult
+from loglake.writer.parsers.values import (
+    PARSED_TYPES,
+    clf_time_to_iso,
+    rows_to_table,
+    split_request,
+    typed_row,
+)
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_SET = pa.array(_MONTHS)
+_MONTH_NUM = pa.array([f"{i:02d}" for i in range(1, 13)])
+_TIME_RX = r"\[[0-9]{2}/(?:" + "|".join(_MONTHS) + r")/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\]"
+_HEAD_RX = r'^[^ "\\]+ [^ "\\]+ [^ "\\]+ ' + _TIME_RX + r' "[^"\\]*" [1-5][0-9]{2} (?:[0-9]{1,18}|-)'
+_STRICT = {
+    "combined": _HEAD_RX + r' "[^"\\]*" "[^"\\]*"(?: .*)?$',
+    "common": _HEAD_RX + r"(?: .*)?$",
+}
+_REQUEST_RX = r"^(?P<method>[A-Z]+) (?P<path>[^ ]+)(?: (?P<protocol>HTTP/[0-9.]+))?$"
+
+_Q = r'"((?:[^"\\]|\\.)*)'  # a quoted value, escapes allowed; closing quote matched by the caller
+_SLOW = {
+    "combined": re.compile(
+        r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)'
+        # The last quote may be missing when a server truncated the line (seen in real logs).
+        r"(?: " + _Q + r'" ' + _Q + r'"?)?(?: .*)?$'
+    ),
+    "common": re.compile(r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)(?: .*)?$'),
+}
+_STR_NULL = pa.scalar(None, pa.string())
+
+
+def _element(lists: pa.ListArray, k: int) -> pa.Array:
+    """`pc.list_element` via one `take` on the flat values: 10x faster, and safe here because the
+    strict match guarantees every list has more than `k` elements."""
+    return lists.values.take(pc.add(lists.offsets.slice(0, len(lists)), k))
+
+
+def _dash_to_null(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(arr, "-"), _STR_NULL, arr)
+
+
+class ClfParser:
+    """Combined (`common` + referer + user agent) or common log format."""
+
+    def __init__(self, fmt: str, needed: list[str]) -> None:
+        self.fmt = fmt
+        self.needed = [c for c in PARSED_TYPES if c in needed]
+        available = {"ts", "username", "client_ip", "method", "path", "protocol", "status", "bytes", "request"}
+        if fmt == "combined":
+            available |= {"referer", "user_agent"}
+        missing = set(self.needed) - available
+        if missing:
+            raise ValueError(f"the {fmt} format has no {', '.join(sorted(missing))} field")
+
+    def parse(self, lines: pa.StringArray) -> ParseResult:
+        n = len(lines)
+        if n == 0:
+            return ParseResult(rows_to_table([], self.needed, []))
+        fast_mask = pc.match_substring_regex(lines, _STRICT[self.fmt])
+        fast_idx = pc.indices_nonzero(fast_mask)
+        parts: list[pa.Table] = []
+        slow_idx: list[int] = []
+        if len(fast_idx):
+            fast_lines = lines if len(fast_idx) == n else lines.take(fast_idx)
+            table, bad = self._fast(fast_lines, fast_idx)
+            parts.append(table)
+            slow_idx.extend(bad)
+        if len(fast_idx) < n:
+            slow_idx.extend(pc.indices_nonzero(pc.invert(fast_mask)).to_pylist())
+        rejects: list[tuple[int, str]] = []
+        if slow_idx:
+            slow_idx.sort()
+            table, rejects = self._slow(lines, slow_idx)
+            parts.append(table)
+        if len(parts) == 1:
+            return ParseResult(parts[0], rejects)
+        merged = pa.concat_tables(parts)
+        return ParseResult(merged.take(pc.sort_indices(merged["_line"])), rejects)
+
+    def _fast(self, lines: pa.Array, idx: pa.Array) -> tuple[pa.Table, list[int]]:
+        """Cut the rigidly-shaped lines; returns rows plus indices whose time turned out invalid."""
+        need = set(self.needed)
+        quoted = pc.split_pattern(lines, '"')
+        # `ip ident user [time zone] ` -> `ip ident user ` and `time zone] `
+        pre = pc.split_pattern(_element(quoted, 0), "[", max_splits=1)
+        cols: dict[str, pa.Array] = {}
+        if need & {"client_ip", "username"}:
+            head = pc.split_pattern(_element(pre, 0), " ", max_splits=3)
+            if "client_ip" in need:
+                cols["client_ip"] = _element(head, 0)
+            if "username" in need:
+                cols["username"] = _dash_to_null(_element(head, 2))
+        if need & {"status", "bytes"}:
+            sb = pc.split_pattern(_element(quoted, 2), " ", max_splits=3)
+            if "status" in need:
+                cols["status"] = pc.cast(_element(sb, 1), pa.int16())
+            if "bytes" in need:
+                cols["bytes"] = pc.cast(_dash_to_null(_element(sb, 2)), pa.int64())
+        if need & {"request", "method", "path", "protocol"}:
+            request = _element(quoted, 1)
+            if "request" in need:
+                cols["request"] = pc.if_else(pc.equal(request, ""), _STR_NULL, request)
+            if need & {"method", "path", "protocol"}:
+                cols.update(_split_requests(request, need))
+        if self.fmt == "combined":
+            if "referer" in need:
+                cols["referer"] = _dash_to_null(_element(quoted, 3))
+            if "user_agent" in need:
+                cols["user_agent"] = _dash_to_null(_element(quoted, 5))
+        bad: list[int] = []
+        keep = None
+        if "ts" in need:
+            ts, ok = _clf_times(_element(pre, 1))
+            cols["ts"] = ts
+            if ok is not None:
+                keep = ok
+                bad = pc.filter(idx, pc.invert(ok)).to_pylist()
+        cols["_line"] = pc.cast(idx, pa.int32())
+        table = pa.table({c: cols[c] for c in [*self.needed, "_line"]})
+        if keep is not None:
+            table = table.filter(keep)
+        return table, bad
+
+    def _slow(self, lines: pa.Array, idx: list[int]) -> tuple[pa.Table, list[tuple[int, str]]]:
+        rx = _SLOW[self.fmt]
+        rows, kept, rejects = [], [], []
+        texts = lines.take(pa.array(idx, pa.int64())).to_pylist()
+        for i, text in zip(idx, texts, strict=True):
+            row, reason = self.parse_line(text, rx)
+            if row is None:
+                rejects.append((i, reason))
+            else:
+                rows.append(row)
+                kept.append(i)
+        return rows_to_table(rows, self.needed, kept), rejects
+
+    def parse_line(self, text: str, rx: re.Pattern[str] | None = None) -> tuple[dict | None, str]:
+        """Parse one line the slow, forgiving way; (row, "") or (None, reason)."""
+        m = (rx or _SLOW[self.fmt]).match(text)
+        if m is None:
+            return None, f"unparseable: not {self.fmt} log format"
+        g = m.groups()
+        iso = clf_time_to_iso(g[3])
+        if iso is None:
+            return None, f"invalid_time: {g[3][:64]!r}"
+        request = g[4]
+        raw = {
+            "client_ip": g[0],
+            "username": g[2],
+            "status": g[5],
+            "bytes": g[6],
+            "request": request,
+        }
+        if self.fmt == "combined":
+            raw["referer"], raw["user_agent"] = g[7], g[8]
+        row, reason = typed_row(raw)
+        if row is None:
+            return None, reason
+        row["ts"] = iso
+        method, path, protocol = split_request(row["request"] or "")
+        row.update(method=method, path=path, protocol=protocol)
+        return {c: row.get(c) for c in self.needed}, ""
+
+
+def _split_requests(request: pa.Array, need: set[str]) -> dict[str, pa.Array]:
+    """Method, path and protocol of `METHOD TARGET PROTOCOL` requests, by splitting; the rare
+    other shapes (HTTP/0.9, probes, empty) go through the regex, which costs 7x more per line."""
+    out: dict[str, pa.Array] = {}
+    usual = pc.match_substring_regex(request, r"^[A-Z]+ [^ ]+ HTTP/[0-9.]+$")
+    if pc.all(usual).as_py():
+        parts = pc.split_pattern(request, " ")
+        for k, name in enumerate(("method", "path", "protocol")):
+            if name in need:
+                out[name] = _element(parts, k)
+        return out
+    req = pc.extract_regex(request, _REQUEST_RX)
+    for name in ("method", "path", "protocol"):
+        if name in need:
+            val = req.field(name)
+            out[name] = pc.if_else(pc.or_kleene(pc.is_null(req), pc.equal(val, "")), _STR_NULL, val)
+    return out
+
+
+def _clf_times(stamp: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """`17/May/2015:10:05:03 +0000] ` -> ISO UTC strings, and a validity mask if any is invalid.
+
+    Busy servers log thousands of lines per second, so times repeat: convert each distinct value
+    once (dictionary encoding) and spread the results with one `take`.
+    """
+    encoded = pc.dictionary_encode(stamp)
+    iso, ok = _convert_stamps(encoded.dictionary)
+    iso = iso.take(encoded.indices)
+    return iso, (None if ok is None else ok.take(encoded.indices))
+
+
+def _convert_stamps(stamp: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """Built from string slices and Arrow's ISO parser (which checks day-of-month and ranges); that is
+    ~5x faster than `strptime`. Non-UTC offsets need a real conversion, done on timestamps."""
+    day = pc.utf8_slice_codeunits(stamp, 0, 2)
+    month = pc.take(_MONTH_NUM, pc.index_in(pc.utf8_slice_codeunits(stamp, 3, 6), value_set=_MONTH_SET))
+    year = pc.utf8_slice_codeunits(stamp, 7, 11)
+    hms = pc.utf8_slice_codeunits(stamp, 12, 20)
+    local = pc.binary_join_element_wise(year, "-", month, "-", day, "T", hms, "")
+    ok = None
+    try:
+        local_ts = pc.cast(local, pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        local_ts = pc.strptime(local, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+        ok = pc.is_valid(local_ts)
+    zone = pc.utf8_slice_codeunits(stamp, 21, 26)
+    if pc.all(pc.equal(zone, "+0000")).as_py():
+        iso = pc.binary_join_element_wise(local, "Z", "")
+        secs = pc.cast(local_ts, pa.int64())
+    else:
+        sign = pc.if_else(pc.equal(pc.utf8_slice_codeunits(zone, 0, 1), "-"), -1, 1)
+        hours = pc.cast(pc.utf8_slice_codeunits(zone, 1, 3), pa.int64())
+        minutes = pc.cast(pc.utf8_slice_codeunits(zone, 3, 5), pa.int64())
+        offset = pc.multiply(sign, pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)))
+        secs = pc.subtract(pc.cast(local_ts, pa.int64()), offset)
+        utc = pc.cast(secs, pa.timestamp("s", tz="UTC"))
+        iso = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
+    # Years before 1970 or after 9999 are damage, not traffic: the slow path rejects them with a reason.
+    in_range = pc.and_(pc.greater_equal(secs, 0), pc.less(secs, 253402300800))
+    if not pc.all(in_range).as_py():
+        ok = in_range if ok is None else pc.and_(ok, in_range)
+    if ok is not None:
+        ok = pc.fill_null(ok, False)
+    return iso, ok

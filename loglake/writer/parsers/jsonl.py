@@ -1,0 +1,65 @@
+"""JSON lines: one object per line, columns mapped from (dotted) keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from loglake.writer.parsers import ParseResult
+from loglake.writer.parsers.values import PARSED_TYPES, rows_to_table, split_request, typed_row
+
+_MISSING = object()
+
+
+def _lookup(obj: dict[str, Any], dotted: str) -> Any:
+    """`a.b` finds obj["a"]["b"]; a literal key containing a dot wins, as in Vector's paths."""
+    if dotted in obj:
+        return obj[dotted]
+    cur: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+class JsonParser:
+    """Maps JSON keys to columns; by default each column is read from the key of the same name."""
+
+    def __init__(self, needed: list[str], mapping: dict[str, str], time_format: str = "") -> None:
+        self.needed = [c for c in PARSED_TYPES if c in needed]
+        self.mapping = {c: mapping.get(c, c) for c in PARSED_TYPES}
+        self.time_format = time_format
+
+    def parse(self, lines: pa.StringArray) -> ParseResult:
+        rows, kept, rejects = [], [], []
+        for i, text in enumerate(lines.to_pylist()):
+            row, reason = self.parse_line(text)
+            if row is None:
+                rejects.append((i, reason))
+            else:
+                rows.append(row)
+                kept.append(i)
+        return ParseResult(rows_to_table(rows, self.needed, kept), rejects)
+
+    def parse_line(self, text: str) -> tuple[dict[str, Any] | None, str]:
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            return None, f"invalid_json: {e}"
+        if not isinstance(obj, dict):
+            return None, f"invalid_json: expected an object, got {type(obj).__name__}"
+        raw = {c: _lookup(obj, self.mapping[c]) for c in PARSED_TYPES}
+        if raw["ts"] is None and "ts" in self.needed:
+            return None, f"missing_time: no {self.mapping['ts']!r} key"
+        for key, value in raw.items():
+            if isinstance(value, (dict, list)):
+                raw[key] = json.dumps(value, separators=(",", ":"))
+        row, reason = typed_row(raw, self.time_format)
+        if row is None:
+            return None, reason
+        if row.get("request") and not any(row.get(k) for k in ("method", "path", "protocol")):
+            row["method"], row["path"], row["protocol"] = split_request(row["request"])
+        return {c: row.get(c) for c in self.needed}, ""

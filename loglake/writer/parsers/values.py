@@ -1,0 +1,153 @@
+"""Per-line value handling shared by every parser's Python path: unescaping, times, typing.
+
+The vectorized fast path and this per-line path must produce identical values; tests feed the same
+lines through both.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from loglake.schema import FIELD_TYPES
+
+#: In parse results `ts` is an ISO 8601 UTC string: that is what segments store, and formatting it
+#: once here is far cheaper than letting the CSV writer format timestamps.
+PARSED_TYPES: dict[str, pa.DataType] = {**FIELD_TYPES, "ts": pa.string()}
+
+_MISSING = "-"
+_ESCAPE = re.compile(r'\\(?:x[0-9A-Fa-f]{2})+|\\["\\]')
+_HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
+def _unescape_match(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if text in ('\\"', "\\\\"):
+        return text[1]
+    raw = bytes(int(h, 16) for h in _HEX.findall(text))
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text  # not text: keep the server's escape, lossless and valid UTF-8
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        return text  # control bytes (e.g. a TLS ClientHello) stay visible as \xHH
+    return decoded
+
+
+def unescape(value: str) -> str:
+    r"""Undo Apache's `\"`/`\\` and nginx's `\xHH` escapes where the result is printable UTF-8.
+
+    Runs of `\xHH` that decode to UTF-8 text become that text (`\x22` -> `"`, `\xC3\xA9` -> `é`);
+    anything else (binary probes, control bytes) keeps its escaped spelling so no byte is lost.
+    """
+    if "\\" not in value:
+        return value
+    return _ESCAPE.sub(_unescape_match, value)
+
+
+def clf_time_to_iso(text: str) -> str | None:
+    """`17/May/2015:10:05:03 +0000` -> `2015-05-17T10:05:03Z`, or None if invalid."""
+    try:
+        dt = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+    except ValueError:
+        return None
+    return _iso_utc(dt)
+
+
+def _iso_utc(dt: datetime) -> str | None:
+    utc = dt.astimezone(UTC)
+    if not 1970 <= utc.year <= 9999:
+        return None
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def any_time_to_iso(value: Any, fmt: str = "") -> str | None:
+    """Parse a time from JSON/regex sources: `fmt` if given, else epoch seconds/ms, ISO 8601 or CLF."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value)):
+            num = float(value)
+            if num > 1e11:  # milliseconds
+                num /= 1000.0
+            return _iso_utc(datetime.fromtimestamp(num, tz=UTC))
+        if not isinstance(value, str):
+            return None
+        if fmt:
+            dt = datetime.strptime(value, fmt)
+        elif re.match(r"\d{2}/[A-Za-z]{3}/\d{4}:", value):
+            return clf_time_to_iso(value)
+        else:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # a time without an offset is taken as UTC, as Vector does
+    return _iso_utc(dt)
+
+
+_REQUEST = re.compile(r"^([A-Z]+) (\S+)(?: (HTTP/[0-9.]+))?$")
+
+
+def split_request(request: str) -> tuple[str | None, str | None, str | None]:
+    """`GET /x HTTP/1.1` -> (method, path, protocol); anything not an HTTP request line -> Nones."""
+    m = _REQUEST.match(request)
+    if not m:
+        return None, None, None
+    return m.group(1), m.group(2), m.group(3)
+
+
+def typed_row(raw: dict[str, Any], time_format: str = "") -> tuple[dict[str, Any] | None, str]:
+    """Validate and type one row of raw values; returns (row, "") or (None, reason).
+
+    `-` and empty strings are missing values (the CLF convention). Validation follows issue #2:
+    status 100-599, bytes an integer or missing, time valid.
+    """
+    row: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None or (isinstance(value, str) and value in (_MISSING, "")):
+            row[key] = None
+            continue
+        if key == "ts":
+            iso = any_time_to_iso(value, time_format)
+            if iso is None:
+                return None, f"invalid_time: {str(value)[:64]!r}"
+            row[key] = iso
+        elif key == "status":
+            try:
+                status = int(value) if not isinstance(value, bool) else -1
+            except (TypeError, ValueError):
+                return None, f"invalid_status: {str(value)[:32]!r}"
+            if not 100 <= status <= 599:
+                return None, f"status_out_of_range: {status}"
+            row[key] = status
+        elif key == "bytes":
+            try:
+                num = int(value) if not isinstance(value, bool) else -1
+            except (TypeError, ValueError):
+                return None, f"invalid_bytes: {str(value)[:32]!r}"
+            if not 0 <= num < 2**63:
+                return None, f"invalid_bytes: {num}"
+            row[key] = num
+        elif key == "request_time":
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                return None, f"invalid_request_time: {str(value)[:32]!r}"
+        else:
+            row[key] = unescape(value) if isinstance(value, str) else str(value)
+    if row.get("ts") is None and "ts" in raw:
+        return None, "missing_time"
+    return row, ""
+
+
+def rows_to_table(rows: list[dict[str, Any]], columns: list[str], line_idx: list[int]) -> pa.Table:
+    """Build a parse-result table (PARSED_TYPES plus `_line`) from per-line rows."""
+    arrays = {c: pa.array([r.get(c) for r in rows], PARSED_TYPES[c]) for c in columns}
+    arrays["_line"] = pa.array(line_idx, pa.int32())
+    return pa.table(arrays)
