@@ -23,11 +23,9 @@ FINGERPRINT_BYTES = 1024
 
 
 def fingerprint(handle: IO[bytes], length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
-    """Hash of the first `length` bytes (fewer if the file is shorter), restoring the position."""
-    pos = handle.tell()
-    handle.seek(0)
-    head = handle.read(length)
-    handle.seek(pos)
+    """Hash of the first `length` bytes (fewer if the file is shorter); `pread` leaves the reader's
+    position and buffer alone, so this is cheap enough to call after every read while following."""
+    head = os.pread(handle.fileno(), length, 0)
     return hashlib.sha256(head).hexdigest()[:32], len(head)
 
 

@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import pyarrow as pa
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from loglake.config import Config
 from loglake.errors import SourceError
-from loglake.writer.checkpoints import CheckpointStore, SourceLock, identify
+from loglake.writer.checkpoints import FINGERPRINT_BYTES, CheckpointStore, SourceLock, fingerprint, identify
 from loglake.writer.fields import TableRouter, needed_columns
 from loglake.writer.lines import Chunk, split_lines
 from loglake.writer.parsers import load_parser
@@ -75,6 +75,7 @@ class Writer:
         self.stopping = False
         self.on_bytes = on_bytes or (lambda n: None)
         self.recovery = recover_spool(cfg)
+        self._raw: IO[bytes] | None = None  # the file being read, for fingerprints
 
     # ---- lifecycle -------------------------------------------------------------------------
     @contextmanager
@@ -93,8 +94,17 @@ class Writer:
 
     # ---- chunk processing ------------------------------------------------------------------
     def _open(self, src: SourceInfo, offset: int, line: int) -> Batch:
-        self.batch = Batch(self.cfg, src, offset, line + 1)
+        self.batch = Batch(self.cfg, self._refresh(src), offset, line + 1)
         return self.batch
+
+    def _refresh(self, src: SourceInfo) -> SourceInfo:
+        """Complete a short fingerprint once the file has grown (a new or just-truncated file), so a
+        restart can recognise the file by its first bytes; the prefix of a log never changes."""
+        raw = self._raw
+        if src.kind != "file" or raw is None or src.fp_len >= FINGERPRINT_BYTES:
+            return src
+        fp, n = fingerprint(raw)
+        return src if n == src.fp_len else replace(src, fingerprint=fp, fp_len=n)
 
     def process(self, chunk: Chunk) -> None:
         """Parse one chunk into the open batch; raises _Pressure if the disk refuses the write."""
@@ -143,6 +153,7 @@ class Writer:
         batch, self.batch = self.batch, None
         if batch is None:
             return None
+        batch.source = self._refresh(batch.source)
         try:
             manifest = batch.seal()
         except OSError as e:
@@ -200,7 +211,8 @@ class Writer:
 
     def _write_file(self, path: str, follow: bool) -> None:
         raw, handle, src = self._open_source(path)
-        lock = SourceLock(self.cfg, src)
+        self._raw = raw
+        self._lock = SourceLock(self.cfg, src)
         try:
             offset, line = self.checkpoints.load(src, raw)
             size = os.fstat(raw.fileno()).st_size
@@ -217,7 +229,8 @@ class Writer:
             self._read_loop(path, raw, handle, src, offset, line, follow)
         finally:
             self.seal_or_abort()
-            lock.release()
+            self._raw = None
+            self._lock.release()
             if handle is not raw:
                 handle.close()
             raw.close()
@@ -238,6 +251,15 @@ class Writer:
                 data = handle.read(block)
             except (OSError, EOFError, gzip.BadGzipFile) as e:
                 raise SourceError(f"{path}: read failed at byte {offset + len(pending)}: {e}") from e
+            if data and follow and self._truncated_under_us(raw):
+                # copytruncate raced our read: what we just read may be the new content at the old
+                # offset (torn lines). Drop it and start the file again from its first byte.
+                self.seal()
+                handle.seek(0)
+                src = self.checkpoints.reset(src)
+                offset, line, pending = 0, 0, b""
+                self._open(src, 0, 0)
+                continue
             if data:
                 self.on_bytes(len(data))
                 pending += data
@@ -253,7 +275,8 @@ class Writer:
             if self._due():
                 self.seal()
                 self._open(src, offset, line)
-            rotated = self._rotation(path, raw, offset + len(pending))
+            src = self.batch.source if self.batch is not None else src
+            rotated = self._rotation(path, raw, src, offset + len(pending))
             if rotated == "renamed":
                 # Finish the old inode: whatever it still holds, and a last line without newline.
                 while data := handle.read(block):
@@ -264,6 +287,9 @@ class Writer:
                 handle.close()
                 raw.close()
                 raw, handle, src = self._wait_reopen(path)
+                self._raw = raw
+                self._lock.release()
+                self._lock = SourceLock(self.cfg, src)
                 offset, line, pending = 0, 0, b""
                 self._open(src, 0, 0)
             elif rotated == "truncated":
@@ -286,8 +312,15 @@ class Writer:
             self._open(src, chunk.end_offset, line + chunk.line_count)
         return chunk.end_offset, line + chunk.line_count
 
-    def _rotation(self, path: str, raw: IO[bytes], position: int) -> str:
-        """'renamed' (path is a new file), 'truncated' (copytruncate) or '' (nothing happened)."""
+    def _truncated_under_us(self, raw: IO[bytes]) -> bool:
+        src = self.batch.source if self.batch is not None else None
+        return bool(src and src.fp_len and fingerprint(raw, src.fp_len)[0] != src.fingerprint)
+
+    def _rotation(self, path: str, raw: IO[bytes], src: SourceInfo, position: int) -> str:
+        """'renamed' (path is a new file), 'truncated' (copytruncate) or '' (nothing happened).
+
+        A truncated file that has already grown past our position is caught by its first bytes
+        no longer matching the fingerprint."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -296,6 +329,8 @@ class Writer:
         if (st.st_dev, st.st_ino) != (cur.st_dev, cur.st_ino):
             return "renamed"
         if cur.st_size < position:
+            return "truncated"
+        if src.fp_len and fingerprint(raw, src.fp_len)[0] != src.fingerprint:
             return "truncated"
         return ""
 

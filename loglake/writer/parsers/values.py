@@ -19,7 +19,7 @@ from loglake.schema import FIELD_TYPES
 PARSED_TYPES: dict[str, pa.DataType] = {**FIELD_TYPES, "ts": pa.string()}
 
 _MISSING = "-"
-_ESCAPE = re.compile(r'\\(?:x[0-9A-Fa-f]{2})+|\\["\\]')
+_ESCAPE = re.compile(r'(?:\\x[0-9A-Fa-f]{2})+|\\["\\]')
 _HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
 
