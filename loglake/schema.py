@@ -45,7 +45,8 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
 #: Partition columns: derived from `ts` at rollover, stored only in the path (Hive layout).
 PARTITION_COLUMNS: tuple[str, ...] = ("dt", "hour")
 
-#: SQL types per engine; Trino's Hive connector maps Parquet UTC timestamps to `timestamp(3)` read in UTC.
+#: SQL types per engine. Trino's Hive connector reads Parquet UTC timestamps as `timestamp(3)` (its default
+#: `hive.timestamp-precision`); with `hive.parquet.time-zone=UTC` the wall clock is UTC.
 SQL_TYPES: dict[str, dict[str, str]] = {
     "duckdb": {
         "timestamp": "TIMESTAMPTZ",
@@ -55,7 +56,7 @@ SQL_TYPES: dict[str, dict[str, str]] = {
         "double": "DOUBLE",
     },
     "trino": {
-        "timestamp": "timestamp(6)",
+        "timestamp": "timestamp(3)",
         "string": "varchar",
         "int16": "smallint",
         "int64": "bigint",

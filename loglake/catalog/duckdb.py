@@ -132,6 +132,20 @@ class DuckDBCatalog:
         finally:
             con.close()
 
+    def repair(self, table: str, lake: Any, columns: Sequence[str]) -> int:
+        """Register every `dt=/hour=` folder found on storage (like Trino's sync_partition_metadata
+        ADD): rebuilds the embedded catalog from the lake alone, e.g. beside a Trino catalog."""
+        name = table_name(table)
+        found = set()
+        for path in lake.fs.glob(lake.path(name, "dt=*", "hour=*")):
+            dt_part, hour_part = path.rstrip("/").split("/")[-2:]
+            try:
+                found.add(Partition.parse(dt_part[3:], hour_part[5:]))
+            except ValueError:
+                continue  # not ours (a stray folder): never register what we cannot parse
+        self.ensure_table(name, columns, lake.uri(name))
+        return self.register_partitions(name, sorted(found), lake.uri(name))
+
     def tables(self) -> list[str]:
         con = self._connect(read_only=True)
         try:

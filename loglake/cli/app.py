@@ -60,14 +60,15 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click's own usage errors carry an exit code
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except typer.Abort:
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:
+        # Usage errors (bad option values, unknown commands) carry their own exit code and message.
+        if hasattr(e, "exit_code") and hasattr(e, "show"):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
         raise
     finally:
         sys.stdout.flush()

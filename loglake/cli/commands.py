@@ -6,12 +6,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from loglake.cli.app import ConfigOpt, app, config_from, err
+from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, err
+
+if TYPE_CHECKING:
+    from loglake.rollover import RolloverReport
 
 
 def _progress(total: int | None) -> Progress:
@@ -101,22 +104,17 @@ def rollover(
 
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, lambda *_: stop.__setitem__("now", True))
+    passes, totals = 0, (0, 0, 0)
     while True:
         pending = closed_segments(cfg)
         total = sum(s.path.stat().st_size for s in pending if s.path.exists())
         with _progress(total) as progress:
             task = progress.add_task("rollover", total=total or None)
             report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
-        ratio = f" ({report.csv_bytes / report.parquet_bytes:.1f}x smaller)" if report.parquet_bytes else ""
-        rate = f", {report.rows / report.seconds:,.0f} rows/s" if report.seconds and report.rows else ""
-        err.print(
-            f"rollover: {report.segments} segment(s), {report.rows} rows, {report.files} Parquet file(s) "
-            f"in {len(report.partitions)} partition(s) ({report.new_partitions} new), "
-            f"{report.parquet_bytes:,} bytes{ratio}, {len(report.failed)} failed, "
-            f"{report.skipped} claimed elsewhere, {report.seconds:.2f}s{rate}"
-        )
-        for seg_id in report.failed:
-            err.print(f"[red]failed:[/red] {seg_id} (see spool/_failed/*/{seg_id}.error)")
+        passes += 1
+        totals = (totals[0] + report.segments, totals[1] + report.rows, totals[2] + len(report.failed))
+        if not watch or report.segments or report.failed:  # idle --watch passes stay quiet
+            _print_rollover(report)
         if not watch or stop["now"]:
             break
         deadline = time.monotonic() + (interval or cfg.rollover.watch_interval)
@@ -124,8 +122,27 @@ def rollover(
             time.sleep(0.2)
         if stop["now"]:
             break
+    if watch:
+        err.print(
+            f"rollover --watch: stopped after {passes} pass(es): {totals[0]} segment(s), {totals[1]} rows, "
+            f"{totals[2]} failed"
+        )
     if report.failed and not watch:
         raise typer.Exit(3)
+
+
+def _print_rollover(report: RolloverReport) -> None:
+    """One summary line per pass: what was converted, how small, how fast."""
+    ratio = f" ({report.csv_bytes / report.parquet_bytes:.1f}x smaller)" if report.parquet_bytes else ""
+    rate = f", {report.rows / report.seconds:,.0f} rows/s" if report.seconds and report.rows else ""
+    err.print(
+        f"rollover: {report.segments} segment(s), {report.rows} rows, {report.files} Parquet file(s) "
+        f"in {len(report.partitions)} partition(s) ({report.new_partitions} new), "
+        f"{report.parquet_bytes:,} bytes{ratio}, {len(report.failed)} failed, "
+        f"{report.skipped} claimed elsewhere, {report.seconds:.2f}s{rate}"
+    )
+    for seg_id in report.failed:
+        err.print(f"[red]failed:[/red] {seg_id} (see spool/_failed/*/{seg_id}.error)")
 
 
 @app.command("query")
@@ -233,3 +250,31 @@ def generate(
 
     write_log(output, lines, seed)
     err.print(f"wrote {lines} lines to {output}")
+
+
+@catalog_app.command("repair")
+def catalog_repair(
+    engine: EngineOpt = None,
+    table: Annotated[list[str] | None, typer.Option("--table", help="Table(s); default: all configured")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register partitions found on storage (Trino: system.sync_partition_metadata ADD)."""
+    from loglake.catalog import load_catalog
+    from loglake.storage import open_lake
+
+    cfg = config_from(config)
+    catalog = load_catalog(cfg, engine)
+    names = table or [t.name for t in cfg.tables]
+    try:
+        for name in names:
+            columns = list(cfg.table(name).columns) if name in {t.name for t in cfg.tables} else []
+            before = len(catalog.list_partitions(name))
+            if catalog.engine == "trino":
+                catalog.ensure_table(name, columns, open_lake(cfg).uri(name))
+                catalog.repair(name)  # type: ignore[attr-defined]
+            else:
+                catalog.repair(name, open_lake(cfg), columns)  # type: ignore[attr-defined]
+            after = len(catalog.list_partitions(name))
+            err.print(f"catalog repair ({catalog.engine}): {name}: {after} partitions ({after - before} added)")
+    finally:
+        catalog.close()

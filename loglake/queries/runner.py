@@ -94,7 +94,7 @@ def render_report(
     missing = [c for c in report.optional_columns if table_columns is not None and c not in table_columns]
     if missing:
         tree = _drop_columns(tree, set(missing))
-    return tree.sql(dialect=engine)
+    return tree.sql(dialect=engine, comments=False)
 
 
 def _drop_columns(tree: exp.Expression, names: set[str]) -> exp.Expression:

@@ -183,7 +183,8 @@ def test_json_lines() -> None:
     text = (
         "\n".join(
             [
-                '{"time": "2026-11-29T10:00:00+01:00", "remote": {"ip": "::1"}, "user": "ann", "url": "/a", "status": 200}',
+                '{"time": "2026-11-29T10:00:00+01:00", "remote": {"ip": "::1"}, "user": "ann", "url": "/a", '
+                '"status": 200}',
                 '{"time": 1764410400, "remote": {"ip": "1.1.1.1"}, "status": "404", "user_agent": "a,b\\"c\\nd"}',
                 '{"time": "yesterday", "status": 200}',
                 "[1, 2]",
@@ -227,7 +228,10 @@ def test_regex_format() -> None:
 
 
 def test_nginx_log_format() -> None:
-    std = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
+    std = (
+        '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+        '"$http_referer" "$http_user_agent"'
+    )
     assert isinstance(load_parser(WriterConfig(format="nginx", log_format=std), ALL), ClfParser)
     custom = '$remote_addr [$time_local] "$request" $status $request_time "$http_host"'
     line = '1.2.3.4 [17/May/2015:10:05:03 +0000] "GET /q?a=1 HTTP/1.1" 502 0.250 "shop.example"'
@@ -249,7 +253,7 @@ def test_unescape_keeps_binary_escaped() -> None:
 
 def _parse_file(path, fmt="combined"):
     data = path.read_bytes()
-    return parse(data, fmt) + (data.count(b"\n") + (0 if data.endswith(b"\n") else 1),)
+    return (*parse(data, fmt), data.count(b"\n") + (0 if data.endswith(b"\n") else 1))
 
 
 def test_every_line_of_the_elastic_sample() -> None:

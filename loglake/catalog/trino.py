@@ -1,0 +1,230 @@
+"""Trino's Hive connector as the catalog: an external table per loglake table, partitions
+registered with `system.register_partition`.
+
+Credentials travel only over https (Trino refuses basic/JWT on http) and come from an environment
+variable or a file named in the config, never from the config value or argv. Identifiers are
+validated (`[a-z][a-z0-9_]*`) and quoted; partition values are validated before they become literals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from loglake.catalog.base import Partition, QueryResult, table_name
+from loglake.config import Config, TrinoConfig
+from loglake.errors import CatalogBusyError, CatalogError, ConfigError, NotInstalledError, QueryError
+from loglake.schema import PARTITION_COLUMNS, quote_identifier, quote_literal, sql_columns
+
+try:
+    import trino
+    from trino.exceptions import TrinoExternalError, TrinoQueryError, TrinoUserError
+except ImportError as e:  # pragma: no cover
+    raise NotInstalledError("the Trino catalog needs the trino client: pip install trino") from e
+
+
+#: Trino errors that mean "try again shortly" (a coordinator still starting, a worker not yet seen).
+_TRANSIENT = {"NO_NODES_AVAILABLE", "SERVER_STARTING_UP", "SERVER_SHUTTING_DOWN", "TOO_MANY_REQUESTS_FAILED"}
+
+
+def _secret(env_name: str, file_name: str, what: str) -> str:
+    """A secret from a file (preferred: not in the process environment) or an environment variable."""
+    if file_name:
+        try:
+            value = Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError([f"catalog.trino: cannot read the {what} file {file_name}: {e.strerror}"]) from e
+        if value:
+            return value
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError([f"catalog.trino: no {what}: set ${env_name} or catalog.trino.{what}_file"])
+    return value
+
+
+class _PinnedVerifySession(requests.Session):
+    """A session whose `verify` wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
+
+    Plain requests lets those variables replace `Session.verify` (psf/requests#3829), so a
+    configured `ca_bundle` would silently be ignored on machines that set them, and the self-signed
+    certificate of a private Trino would fail verification. Proxies from the environment still apply.
+    """
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
+def _auth(tc: TrinoConfig) -> Any:
+    if tc.auth == "basic":
+        return trino.auth.BasicAuthentication(tc.user, _secret(tc.password_env, tc.password_file, "password"))
+    if tc.auth == "jwt":
+        return trino.auth.JWTAuthentication(_secret(tc.jwt_env, tc.jwt_file, "jwt"))
+    return None
+
+
+class TrinoCatalog:
+    """Registers partitions in Trino's Hive connector and runs queries on Trino."""
+
+    engine = "trino"
+
+    def __init__(self, tc: TrinoConfig, location_root: str) -> None:
+        self.tc = tc
+        self.catalog = quote_identifier(tc.catalog)
+        self.schema = quote_identifier(tc.schema)
+        self.location_root = location_root.rstrip("/")
+        self._conn: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TrinoCatalog:
+        return cls(cfg.catalog.trino, cfg.catalog.trino.location or cfg.lake_url)
+
+    # ---- connection -----------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._conn is None:
+            tc = self.tc
+            session = _PinnedVerifySession()
+            session.verify = tc.ca_bundle or True
+            self._conn = trino.dbapi.connect(
+                host=tc.host,
+                port=tc.port,
+                user=tc.user,
+                http_scheme=tc.http_scheme,
+                auth=_auth(tc),
+                http_session=session,
+                catalog=tc.catalog,
+                schema=tc.schema,
+                request_timeout=tc.request_timeout,
+                source="loglake",
+            )
+        return self._conn
+
+    def _run(self, sql: str) -> QueryResult:
+        try:
+            cur = self._connect().cursor()
+            cur.execute(sql)
+            rows = cur.fetchall()
+            columns = [d[0] for d in cur.description] if cur.description else []
+            return QueryResult(columns, [tuple(r) for r in rows])
+        except TrinoUserError as e:
+            raise QueryError(f"trino: {e.error_name}: {e.message}") from e
+        except (TrinoExternalError, TrinoQueryError) as e:
+            if e.error_name in _TRANSIENT:
+                raise CatalogBusyError(f"trino: {e.error_name}: {e.message}") from e
+            raise CatalogError(f"trino: {e.error_name}: {e.message}") from e
+        except trino.exceptions.TrinoConnectionError as e:
+            text = str(e)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+                raise CatalogError(
+                    f"trino's TLS certificate is not trusted ({text[-160:]}); set catalog.trino.ca_bundle to "
+                    "the CA that signed it"
+                ) from e
+            raise CatalogBusyError(f"cannot reach trino: {text[:300]}") from e
+        except trino.exceptions.HttpError as e:
+            text = str(e)
+            if "401" in text or "403" in text:
+                raise CatalogError(f"trino refused the credentials: {text[:200]}") from e
+            raise CatalogBusyError(f"trino: {text[:300]}") from e
+        except OSError as e:  # connection refused, TLS failures (requests wraps them as OSError)
+            raise CatalogBusyError(
+                f"cannot reach trino at {self.tc.http_scheme}://{self.tc.host}:{self.tc.port}: {e}"
+            ) from e
+
+    def _qualified(self, table: str) -> str:
+        return f"{self.catalog}.{self.schema}.{quote_identifier(table_name(table))}"
+
+    # ---- Catalog protocol -----------------------------------------------------------------
+    def ensure_table(self, table: str, columns: Sequence[str], location: str) -> None:
+        name = table_name(table)
+        self._run(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
+        cols = ", ".join(f"{quote_identifier(c)} {t}" for c, t in sql_columns(list(columns), "trino"))
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self._qualified(name)} ({cols}, dt date, hour integer) WITH ("
+            f"format = 'PARQUET', external_location = {quote_literal(location)}, "
+            f"partitioned_by = ARRAY['dt', 'hour'])"
+        )
+
+    def list_partitions(self, table: str) -> list[Partition]:
+        name = table_name(table)
+        try:
+            rows = self._run(
+                f"SELECT CAST(dt AS varchar), hour FROM {self.catalog}.{self.schema}."
+                f'"{name}$partitions" ORDER BY 1, 2'  # name is validated; `$partitions` is Trino's suffix
+            ).rows
+        except QueryError as e:
+            if "TABLE_NOT_FOUND" in str(e):
+                return []
+            raise
+        return [Partition(dt, int(hour)) for dt, hour in rows]
+
+    def register_partitions(self, table: str, partitions: Sequence[Partition], location: str = "") -> int:
+        name = table_name(table)
+        base = (location or f"{self.location_root}/{name}").rstrip("/")
+        existing = set(self.list_partitions(name))
+        added = 0
+        for p in partitions:
+            p = Partition.parse(p.dt, p.hour)
+            if p in existing:
+                continue
+            try:
+                self._run(
+                    f"CALL {self.catalog}.system.register_partition("
+                    f"schema_name => {quote_literal(self.tc.schema)}, table_name => {quote_literal(name)}, "
+                    f"partition_columns => ARRAY['dt', 'hour'], "
+                    f"partition_values => ARRAY[{quote_literal(p.dt)}, {quote_literal(f'{p.hour:02d}')}], "
+                    f"location => {quote_literal(f'{base}/{p.path}')})"
+                )
+                added += 1
+            except QueryError as e:
+                if "ALREADY_EXISTS" not in str(e) and "already exists" not in str(e).lower():
+                    raise  # a concurrent rollover registering the same partition is success
+        return added
+
+    def drop_partition(self, table: str, partition: Partition) -> bool:
+        name = table_name(table)
+        p = Partition.parse(partition.dt, partition.hour)
+        if p not in set(self.list_partitions(name)):
+            return False
+        self._run(
+            f"CALL {self.catalog}.system.unregister_partition("
+            f"schema_name => {quote_literal(self.tc.schema)}, table_name => {quote_literal(name)}, "
+            f"partition_columns => ARRAY['dt', 'hour'], "
+            f"partition_values => ARRAY[{quote_literal(p.dt)}, {quote_literal(f'{p.hour:02d}')}])"
+        )
+        return True
+
+    def repair(self, table: str, mode: str = "ADD") -> None:
+        """Recovery: let Trino add (or drop, or both) partitions found on storage."""
+        if mode not in ("ADD", "DROP", "FULL"):
+            raise ValueError(f"mode must be ADD, DROP or FULL, not {mode!r}")
+        name = table_name(table)
+        self._run(
+            f"CALL {self.catalog}.system.sync_partition_metadata({quote_literal(self.tc.schema)}, "
+            f"{quote_literal(name)}, {quote_literal(mode)})"
+        )
+
+    def tables(self) -> list[str]:
+        try:
+            rows = self._run(f"SHOW TABLES FROM {self.catalog}.{self.schema}").rows
+        except QueryError as e:
+            if "SCHEMA_NOT_FOUND" in str(e):
+                return []
+            raise
+        return sorted(r[0] for r in rows)
+
+    def query(self, sql: str) -> QueryResult:
+        return self._run(sql)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+__all__ = ["PARTITION_COLUMNS", "TrinoCatalog"]

@@ -1,0 +1,165 @@
+"""The Trino + S3 path against real servers: SeaweedFS for storage, Trino 476 (HTTPS, auth)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from loglake.catalog import Partition, load_catalog
+from loglake.config import Config
+from loglake.errors import CatalogError
+from loglake.queries import list_reports, render_report
+from loglake.rollover import InjectedFault, run_rollover
+from loglake.writer import Writer
+from tests.conftest import ELASTIC, real_file, run_cli
+from tests.integration.servers import make_jwt
+
+pytestmark = pytest.mark.trino
+
+
+def _plain(rows: list[tuple]) -> list[tuple]:
+    """Engine-neutral values: Trino returns naive UTC timestamps, DuckDB aware ones."""
+    out = []
+    for row in rows:
+        vals = []
+        for v in row:
+            if isinstance(v, datetime):
+                v = v.replace(tzinfo=None).isoformat()
+            elif isinstance(v, date):
+                v = v.isoformat()
+            elif isinstance(v, Decimal):
+                v = float(v)
+            vals.append(v)
+        out.append(tuple(vals))
+    return out
+
+
+def test_seaweedfs_refuses_wrong_and_missing_credentials(seaweedfs) -> None:
+    import s3fs
+
+    seaweedfs.fs().pipe_file(f"{seaweedfs.bucket}/secret.txt", b"x")
+    for kwargs in ({"key": seaweedfs.access_key, "secret": "not-the-secret"}, {"anon": True}):
+        fs = s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            client_kwargs={"endpoint_url": seaweedfs.endpoint},
+            config_kwargs={"s3": {"addressing_style": "path"}},
+            **kwargs,
+        )
+        with pytest.raises(PermissionError):
+            fs.cat_file(f"{seaweedfs.bucket}/secret.txt")
+
+
+def test_elastic_sample_on_s3_every_report_same_on_trino_and_duckdb(trino_env, data_dir: Path) -> None:
+    log = real_file(ELASTIC)
+    for args in (["write", str(log)], ["rollover"], ["catalog", "repair", "--engine", "duckdb"]):
+        proc = run_cli(args, data_dir, **trino_env)
+        assert proc.returncode == 0, proc.stderr
+    count = run_cli(["query", "select count(*) as n from access_log", "--format", "csv"], data_dir, **trino_env)
+    assert count.returncode == 0, count.stderr
+    assert count.stdout == "n\n10000\n"
+    from loglake.config import load_config
+
+    (data_dir.parent / "e.toml").write_text("")
+    cfg = load_config(data_dir.parent / "e.toml", environ=trino_env)
+    trino, duck = load_catalog(cfg), load_catalog(cfg, "duckdb")
+    columns = set(duck.query("SELECT * FROM access_log LIMIT 0").columns)
+    assert set(trino.query("SELECT * FROM access_log LIMIT 0").columns) == columns
+    for report in list_reports():
+        t = trino.query(render_report(report, "trino", table_columns=columns))
+        d = duck.query(render_report(report, "duckdb", table_columns=columns))
+        assert t.columns == d.columns, report.name
+        assert _plain(t.rows) == _plain(d.rows), report.name
+        assert t.rows or report.name == "logins-per-hour", report.name  # the sample has no users
+    # the CLI's --engine switch runs the same report text on either engine
+    for engine in ("trino", "duckdb"):
+        proc = run_cli(["report", "top-clients", "--engine", engine, "--format", "csv"], data_dir, **trino_env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[1].startswith("66.249.73.135,482,")
+    trino.close()
+
+
+def test_failure_after_each_step_is_finished_by_rerun_on_s3(trino_config: Config, tmp_path: Path) -> None:
+    from loglake.generate import write_log
+
+    for i, step in enumerate(("written", "registered", "retired")):
+        Writer(trino_config).write_file(str(write_log(tmp_path / f"{i}.log", 2000, seed=i, rate=2)))
+        with pytest.raises(InjectedFault):
+            run_rollover(trino_config, fail_after=step)
+        run_rollover(trino_config)
+    cat = load_catalog(trino_config)
+    assert cat.query("SELECT count(*) FROM access_log").rows[0][0] == 6000
+    lake_files = cat.query('SELECT count(DISTINCT "$path") FROM access_log').rows[0][0]
+    assert lake_files >= 3 and not list(trino_config.spool_dir.glob("access_log/*.csv"))
+    cat.close()
+
+
+def test_catalog_repair_reregisters_partitions_from_storage(trino_env, data_dir: Path) -> None:
+    log = real_file(ELASTIC)
+    assert run_cli(["write", str(log)], data_dir, **trino_env).returncode == 0
+    assert run_cli(["rollover"], data_dir, **trino_env).returncode == 0
+    from loglake.config import load_config
+
+    (data_dir.parent / "e.toml").write_text("")
+    cfg = load_config(data_dir.parent / "e.toml", environ=trino_env)
+    cat = load_catalog(cfg)
+    parts = cat.list_partitions("access_log")
+    assert len(parts) == 84
+    for p in parts[:10]:
+        assert cat.drop_partition("access_log", p)
+    assert cat.query("SELECT count(*) FROM access_log").rows[0][0] < 10000
+    proc = run_cli(["catalog", "repair"], data_dir, **trino_env)
+    assert proc.returncode == 0 and "84 partitions (10 added)" in proc.stderr
+    assert cat.query("SELECT count(*) FROM access_log").rows[0][0] == 10000
+    assert cat.register_partitions("access_log", [parts[0]], "") == 0  # registered twice: not an error
+    cat.close()
+
+
+def test_authentication_and_tls(trino_config: Config, trino_server, monkeypatch, tmp_path: Path) -> None:
+    ok = load_catalog(trino_config)
+    assert ok.query("SELECT current_user").rows == [(trino_server.user,)]
+    ok.close()
+    monkeypatch.setenv("LOGLAKE_TRINO_PASSWORD", "wrong-password")
+    with pytest.raises(CatalogError, match="refused the credentials"):
+        load_catalog(trino_config).query("SELECT 1")
+    # JWT from a file (HS256, signed with the server's key)
+    token = tmp_path / "token"
+    token.write_text(make_jwt(trino_server.jwt_secret, trino_server.user))
+    tc = dataclasses.replace(trino_config.catalog.trino, auth="jwt", jwt_file=str(token))
+    jwt_cfg = dataclasses.replace(trino_config, catalog=dataclasses.replace(trino_config.catalog, trino=tc))
+    assert load_catalog(jwt_cfg).query("SELECT current_user").rows == [(trino_server.user,)]
+    forged = tmp_path / "forged"
+    forged.write_text(make_jwt(b"not-the-key" * 3, trino_server.user))
+    bad = dataclasses.replace(
+        jwt_cfg, catalog=dataclasses.replace(jwt_cfg.catalog, trino=dataclasses.replace(tc, jwt_file=str(forged)))
+    )
+    with pytest.raises(CatalogError, match="refused the credentials"):
+        load_catalog(bad).query("SELECT 1")
+    # without the CA bundle the self-signed certificate is not trusted
+    untrusted = dataclasses.replace(
+        jwt_cfg, catalog=dataclasses.replace(jwt_cfg.catalog, trino=dataclasses.replace(tc, ca_bundle=""))
+    )
+    with pytest.raises(CatalogError, match="certificate"):
+        load_catalog(untrusted).query("SELECT 1")
+
+
+def test_secrets_never_reach_output_or_config(trino_env, data_dir: Path, trino_server, seaweedfs) -> None:
+    proc = run_cli(["check-config"], data_dir, **trino_env)
+    assert proc.returncode == 0
+    bad = run_cli(["query", "select 1"], data_dir, **{**trino_env, "LOGLAKE_TRINO_PASSWORD": "hunter2-wrong"})
+    assert bad.returncode == 1 and "refused the credentials" in bad.stderr
+    for out in (proc.stdout + proc.stderr, bad.stdout + bad.stderr):
+        assert trino_server.password not in out and "hunter2-wrong" not in out and seaweedfs.secret_key not in out
+    missing = run_cli(["query", "select 1"], data_dir, **{**trino_env, "LOGLAKE_TRINO_PASSWORD": ""})
+    assert missing.returncode == 2 and "LOGLAKE_TRINO_PASSWORD" in missing.stderr
+
+
+def test_partition_values_are_validated_before_sql(trino_config: Config) -> None:
+    cat = load_catalog(trino_config)
+    cat.ensure_table("access_log", ["ts", "path"], f"{trino_config.lake_url}/access_log")
+    with pytest.raises(ValueError):
+        cat.register_partitions("access_log", [Partition("2026-11-29') --", 1)], "")
+    cat.close()
