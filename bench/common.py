@@ -1,0 +1,86 @@
+"""Shared bench helpers: cached inputs, timing child processes, medians, a table printer."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache"
+sys.path.insert(0, str(ROOT))
+
+
+def cached_log(lines: int, seed: int = 7, rate: float = 500.0) -> Path:
+    """A generated combined log of `lines` lines, made once and kept in bench/.cache/."""
+    from loglake.generate import write_log
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"access-{lines}-{seed}-{int(rate)}.log"
+    if not path.exists():
+        print(f"generating {lines:,} lines -> {path} ...", file=sys.stderr, flush=True)
+        tmp = path.with_suffix(".tmp")
+        write_log(tmp, lines, seed=seed, rate=rate)
+        tmp.rename(path)
+    return path
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float  # user + system of the child processes
+
+
+def run_timed(cmd: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> Timing:
+    """Run a command to completion; wall time and the CPU seconds it (and its children) used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, shell=shell, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def one_core() -> list[str]:
+    """`taskset -c 0` when available, so 'one core' means one core, not 'one process'."""
+    return ["taskset", "-c", "0"] if shutil.which("taskset") else []
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+
+
+def fresh_dir(name: str) -> Path:
+    d = CACHE / "run" / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
+
+
+def loglake_cmd() -> list[str]:
+    return [sys.executable, "-m", "loglake"]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGLAKE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
