@@ -59,6 +59,7 @@ class RolloverConfig:
     compression: str = "zstd"
     row_group_size: int = 1_000_000
     watch_interval: float = 10.0
+    workers: int = 2  # segments converted at once (Arrow releases the GIL); the machines have 2 cores
 
 
 @dataclass(frozen=True)
@@ -365,6 +366,8 @@ def validate(cfg: Config) -> list[str]:
         p.append(f"rollover.compression: {r.compression!r} is not zstd, snappy, gzip or none")
     if r.row_group_size <= 0:
         p.append("rollover.row_group_size: must be positive")
+    if not 1 <= r.workers <= 64:
+        p.append("rollover.workers: must be between 1 and 64")
     url = cfg.storage.url
     if url and not (url.startswith("s3://") or url.startswith("/") or url.startswith("file://")):
         p.append(f"storage.url: {url!r} must be an absolute path, file:// or s3:// URL")

@@ -7,11 +7,16 @@ finished by the next run without a duplicate or a lost row.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from loglake.catalog import Catalog, load_catalog
 from loglake.config import Config
@@ -65,44 +70,61 @@ def run_rollover(
     catalog = catalog or load_catalog(cfg)
     lake = open_lake(cfg)
     ensured: set[str] = set()
+    workers = max(1, cfg.rollover.workers)
+    # Conversion (CSV read, split, Parquet write) runs `workers` segments at a time: Arrow releases
+    # the GIL. Registration and retirement stay on this thread, in segment order.
+    pending: deque[tuple[Segment, Claim, int, Future[tuple[pa.Table, list[PartitionFile]]]]] = deque()
+
+    def finish(segment: Segment, claim: Claim, size: int, fut: Future) -> None:
+        try:
+            try:
+                table, files = fut.result()
+            except SegmentError as e:
+                park_failed(cfg, segment, e)
+                report.failed.append(segment.id)
+                return
+            _fault("written", fail_after)
+            location = lake.uri(segment.table)
+            if segment.table not in ensured:
+                known = {t.name: list(t.columns) for t in cfg.tables}
+                catalog.ensure_table(segment.table, known.get(segment.table, table.column_names), location)
+                ensured.add(segment.table)
+            report.new_partitions += catalog.register_partitions(
+                segment.table, sorted({f.partition for f in files}), location
+            )
+            _fault("registered", fail_after)
+            retire(cfg, segment)
+            _fault("retired", fail_after)
+            _account(report, segment, files, size, table.num_rows)
+            if on_segment:
+                on_segment(segment, size)
+        finally:
+            claim.release()
+
+    def convert(segment: Segment) -> tuple[pa.Table, list[PartitionFile]]:
+        table = read_segment(str(segment.path))
+        r = cfg.rollover
+        return table, write_partitions(lake, segment.table, segment.id, table, r.compression, r.row_group_size)
+
     try:
-        for segment in closed_segments(cfg):
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loglake-rollover") as pool:
             try:
-                table_cfg = cfg.table(segment.table)
-                columns = list(table_cfg.columns)
-            except KeyError:
-                columns = None  # a table no longer configured: its segments still hold data
-            claim = Claim(segment)
-            if not claim.acquire():
-                report.skipped += 1
-                continue
-            try:
-                size = segment.path.stat().st_size
-                try:
-                    table = read_segment(str(segment.path))
-                except SegmentError as e:
-                    park_failed(cfg, segment, e)
-                    report.failed.append(segment.id)
-                    continue
-                files = write_partitions(
-                    lake, segment.table, segment.id, table, cfg.rollover.compression, cfg.rollover.row_group_size
-                )
-                _fault("written", fail_after)
-                location = lake.uri(segment.table)
-                if segment.table not in ensured:
-                    catalog.ensure_table(segment.table, columns or table.column_names, location)
-                    ensured.add(segment.table)
-                report.new_partitions += catalog.register_partitions(
-                    segment.table, sorted({f.partition for f in files}), location
-                )
-                _fault("registered", fail_after)
-                retire(cfg, segment)
-                _fault("retired", fail_after)
-                _account(report, segment, files, size, table.num_rows)
-                if on_segment:
-                    on_segment(segment, size)
+                for segment in closed_segments(cfg):
+                    claim = Claim(segment)
+                    if not claim.acquire():
+                        report.skipped += 1
+                        continue
+                    pending.append((segment, claim, segment.path.stat().st_size, pool.submit(convert, segment)))
+                    while len(pending) >= workers:
+                        finish(*pending.popleft())
+                while pending:
+                    finish(*pending.popleft())
             finally:
-                claim.release()
+                for _segment, claim, _size, fut in pending:  # after an error: let work stop, drop claims
+                    fut.cancel()
+                    with contextlib.suppress(BaseException):
+                        fut.result()
+                    claim.release()
     finally:
         if own_catalog:
             catalog.close()

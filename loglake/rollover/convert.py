@@ -35,7 +35,7 @@ def read_segment(path: str) -> pa.Table:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            read_options=pacsv.ReadOptions(block_size=8 << 20),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: FIELD_TYPES[c] for c in columns},
@@ -60,12 +60,22 @@ class PartitionFile:
 
 
 def split_by_hour(table: pa.Table) -> list[tuple[Partition, pa.Table]]:
-    """Rows grouped by the UTC hour of their own `ts` (a segment across midnight gives two days)."""
-    hours = pc.divide(pc.cast(pc.cast(table["ts"], pa.timestamp("us", tz="UTC")), pa.int64()), 3_600_000_000)
-    buckets = pc.unique(hours).to_pylist()
+    """Rows grouped by the UTC hour of their own `ts` (a segment across midnight gives two days).
+
+    Logs arrive in time order, so each hour is usually one contiguous run of rows: zero-copy slices.
+    Otherwise one stable sort by hour makes them contiguous (a single `take`, not one filter per hour).
+    """
+    hours = pc.divide(pc.cast(table["ts"], pa.int64()), 3_600_000_000).combine_chunks()
+    n = len(hours)
+    if n == 0:
+        return []
+    if n > 1 and not pc.all(pc.greater_equal(hours.slice(1), hours.slice(0, n - 1))).as_py():
+        order = pc.sort_indices(hours)
+        table, hours = table.take(order), hours.take(order)
+    starts = [0, *(i + 1 for i in pc.indices_nonzero(pc.not_equal(hours.slice(1), hours.slice(0, n - 1))).to_pylist())]
     out = []
-    for bucket in sorted(buckets):
-        part = table if len(buckets) == 1 else table.filter(pc.equal(hours, bucket))
+    for start, end in zip(starts, [*starts[1:], n], strict=True):
+        part = table.slice(start, end - start)
         first = part["ts"][0].as_py()
         out.append((Partition(first.strftime("%Y-%m-%d"), first.hour), part))
     return out
