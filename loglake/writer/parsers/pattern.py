@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from loglake.writer.parsers import ParseResult
-from loglake.writer.parsers.values import PARSED_TYPES, rows_to_table, split_request, typed_row
+from loglake.writer.parsers.values import PARSED_TYPES, parse_each, split_request, typed_row
 
 
 class RegexParser:
@@ -25,15 +25,7 @@ class RegexParser:
             raise ValueError(f"the pattern has no group for {', '.join(sorted(missing))}")
 
     def parse(self, lines: pa.StringArray) -> ParseResult:
-        rows, kept, rejects = [], [], []
-        for i, text in enumerate(lines.to_pylist()):
-            row, reason = self.parse_line(text)
-            if row is None:
-                rejects.append((i, reason))
-            else:
-                rows.append(row)
-                kept.append(i)
-        return ParseResult(rows_to_table(rows, self.needed, kept), rejects)
+        return parse_each(lines, self.parse_line, self.needed)
 
     def parse_line(self, text: str) -> tuple[dict[str, Any] | None, str]:
         m = self.rx.match(text)

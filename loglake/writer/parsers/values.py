@@ -7,12 +7,16 @@ lines through both.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from loglake.schema import FIELD_TYPES
+
+if TYPE_CHECKING:
+    from loglake.writer.parsers import ParseResult
 
 #: In parse results `ts` is an ISO 8601 UTC string: that is what segments store, and formatting it
 #: once here is far cheaper than letting the CSV writer format timestamps.
@@ -151,3 +155,20 @@ def rows_to_table(rows: list[dict[str, Any]], columns: list[str], line_idx: list
     arrays = {c: pa.array([r.get(c) for r in rows], PARSED_TYPES[c]) for c in columns}
     arrays["_line"] = pa.array(line_idx, pa.int32())
     return pa.table(arrays)
+
+
+def parse_each(
+    lines: pa.StringArray, parse_line: Callable[[str], tuple[dict[str, Any] | None, str]], columns: list[str]
+) -> ParseResult:
+    """Run a per-line parser over a chunk (the json and regex formats have no vectorized path)."""
+    from loglake.writer.parsers import ParseResult
+
+    rows, kept, rejects = [], [], []
+    for i, text in enumerate(lines.to_pylist()):
+        row, reason = parse_line(text)
+        if row is None:
+            rejects.append((i, reason))
+        else:
+            rows.append(row)
+            kept.append(i)
+    return ParseResult(rows_to_table(rows, columns, kept), rejects)
