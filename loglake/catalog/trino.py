@@ -9,6 +9,7 @@ validated (`[a-z][a-z0-9_]*`) and quoted; partition values are validated before 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class TrinoCatalog:
         self.schema = quote_identifier(tc.schema)
         self.location_root = location_root.rstrip("/")
         self._conn: Any = None
+        self.retry_seconds = 30.0
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrinoCatalog:
@@ -106,6 +108,20 @@ class TrinoCatalog:
         return self._conn
 
     def _run(self, sql: str) -> QueryResult:
+        """Run one statement; transient failures (a coordinator that is starting or has not yet
+        seen its workers) are retried with backoff for up to `retry_seconds`."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.25
+        while True:
+            try:
+                return self._run_once(sql)
+            except CatalogBusyError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    def _run_once(self, sql: str) -> QueryResult:
         try:
             cur = self._connect().cursor()
             cur.execute(sql)

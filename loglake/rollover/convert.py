@@ -14,6 +14,8 @@ from loglake.errors import SegmentError
 from loglake.schema import FIELD_TYPES
 from loglake.storage import Lake
 
+_UTC = pa.timestamp("us", tz="UTC")
+
 
 def read_segment(path: str) -> pa.Table:
     """Read a segment with the types its header's columns have; any damage is a SegmentError.
@@ -38,7 +40,8 @@ def read_segment(path: str) -> pa.Table:
             read_options=pacsv.ReadOptions(block_size=8 << 20),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: FIELD_TYPES[c] for c in columns},
+                # Segments hold `...Z` times; parse them as UTC, then drop the zone from the type.
+                column_types={c: _UTC if c == "ts" else FIELD_TYPES[c] for c in columns},
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 null_values=[""],
@@ -48,7 +51,8 @@ def read_segment(path: str) -> pa.Table:
         raise SegmentError(f"{path}: {e}") from e
     if table["ts"].null_count:
         raise SegmentError(f"{path}: {table['ts'].null_count} rows without a time")
-    return table
+    ts = table.schema.get_field_index("ts")
+    return table.set_column(ts, "ts", pc.cast(table["ts"], FIELD_TYPES["ts"]))
 
 
 @dataclass(frozen=True)
