@@ -152,6 +152,8 @@ def test_fast_and_slow_paths_agree() -> None:
         BASE.replace("alice", "-").replace(" 1234 ", " - "),
         BASE.replace("GET /index.html HTTP/1.1", "POST /login HTTP/2.0"),
         BASE.replace("GET /index.html HTTP/1.1", "HELP"),
+        BASE.replace('"http://ref/"', '""').replace(UA, ""),  # empty quoted values stay "" on both paths
+        BASE.replace("GET /index.html HTTP/1.1", ""),
     ]
     parser = ClfParser("combined", ALL)
     rows, rejects = parse("\n".join(lines) + "\n")

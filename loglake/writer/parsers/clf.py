@@ -194,7 +194,7 @@ class ClfParser:
             "username": g[2],
             "status": g[5],
             "bytes": g[6],
-            "request": request,
+            "request": request or None,  # `""` (an empty request) is no request, as on the fast path
         }
         if self.fmt == "combined":
             raw["referer"], raw["user_agent"] = g[7], g[8]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PARSED_TYPES: dict[str, pa.DataType] = {**FIELD_TYPES, "ts": pa.string()}
 
 _MISSING = "-"
+_TYPED = {"ts", "status", "bytes", "request_time"}
 _ESCAPE = re.compile(r'(?:\\x[0-9A-Fa-f]{2})+|\\["\\]')
 _HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
@@ -114,7 +115,9 @@ def typed_row(raw: dict[str, Any], time_format: str = "") -> tuple[dict[str, Any
     """
     row: dict[str, Any] = {}
     for key, value in raw.items():
-        if value is None or (isinstance(value, str) and value in (_MISSING, "")):
+        # `-` is CLF's "no value"; an empty string is a value for text columns ("" is not NULL)
+        # but means "no value" for typed ones.
+        if value is None or value == _MISSING or (value == "" and key in _TYPED):
             row[key] = None
             continue
         if key == "ts":
