@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--query-runs", type=int, default=5)
+    ap.add_argument("--no-postgres", action="store_true", help="skip the report comparison")
     args = ap.parse_args()
     log = cached_log(args.rows, rate=120.0)  # ~1 day of a busy server at 120 lines/s per 10M
     raw = log.stat().st_size
@@ -76,6 +77,8 @@ def main() -> None:
             ["Parquet bytes per row", f"{parquet / rows:.1f}", ""],
         ],
     )
+    if args.no_postgres:
+        return
     catalog = load_catalog(cfg)
     columns = set(catalog.query("SELECT * FROM access_log LIMIT 0").columns)
     pg = Postgres().start()
