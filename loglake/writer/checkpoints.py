@@ -77,6 +77,34 @@ class CheckpointStore:
         data = {**src.as_dict(), "offset": offset, "line": line}
         atomic_write_json(self._path(src), data, durable=self.cfg.writer.fsync != "off")
 
+    def rotated_away(self, path: str) -> list[tuple[str, int]]:
+        """Files that were read as `path`, have since been renamed beside it (logrotate), and still
+        hold lines past their checkpoint: (current name, checkpoint offset). A writer killed right
+        after a rotation finishes these before following the new file."""
+        target = os.path.abspath(path)
+        folder = os.path.dirname(target)
+        try:
+            current = os.stat(target)
+            current_id = (current.st_dev, current.st_ino)
+        except FileNotFoundError:
+            current_id = None
+        wanted = {}
+        for state in self.dir.glob("*.json"):
+            data = read_json(state)
+            if data.get("path") == target and (data["dev"], data["inode"]) != current_id:
+                wanted[(data["dev"], data["inode"])] = data
+        found = []
+        if wanted:
+            for entry in os.scandir(folder):
+                st = entry.stat(follow_symlinks=False)
+                data = wanted.get((st.st_dev, st.st_ino))
+                if data is None or not entry.is_file(follow_symlinks=False) or st.st_size <= data["offset"]:
+                    continue
+                with open(entry.path, "rb") as f:
+                    if fingerprint(f, int(data.get("fp_len", 0)))[0] == data.get("fingerprint"):
+                        found.append((entry.path, int(data["offset"])))
+        return sorted(found)
+
     def reset(self, src: SourceInfo) -> SourceInfo:
         """After copytruncate the same inode holds new content: forget the old fingerprint."""
         self._path(src).unlink(missing_ok=True)

@@ -186,6 +186,9 @@ class Writer:
     # ---- files -----------------------------------------------------------------------------
     def write_file(self, path: str, follow: bool = False) -> None:
         """Read `path` from its checkpoint to EOF (or forever with `follow`), surviving pressure."""
+        if follow:
+            for rotated, _offset in self.checkpoints.rotated_away(path):
+                self.write_file(rotated, follow=False)  # its unread tail comes first, as in a live run
         attempt = 0
         while True:
             try:

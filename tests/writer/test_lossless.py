@@ -161,3 +161,26 @@ def test_follow_survives_rename_and_copytruncate_rotation(tmp_path: Path, data_d
     _append(log, make_lines(5000, 5100))
     assert _finish(_writer([str(log)], data_dir))[0] == 0
     assert sorted(markers(data_dir)) == list(range(5100))
+
+
+def test_restart_after_kill_finishes_a_file_rotated_while_down(tmp_path: Path, data_dir: Path) -> None:
+    """Killed, then the log is rotated and the old file gets more lines: a restarted follower reads
+    the old file's tail (found by inode and fingerprint beside the path) before the new file."""
+    log = tmp_path / "access.log"
+    log.write_bytes(b"\n".join(make_lines(0, 1000)) + b"\n")
+    env = {"LOGLAKE_WRITER_POLL_INTERVAL": "0.05", "LOGLAKE_WRITER_SEGMENT_MAX_AGE": "0.2"}
+    proc = _writer(["--follow", str(log)], data_dir, **env)
+    _wait_for(lambda: _sealed_count(data_dir) == 1000)
+    proc.send_signal(signal.SIGKILL)
+    _finish(proc)
+    _append(log, make_lines(1000, 1200))  # written after the kill, before rotation
+    os.rename(log, tmp_path / "access.log.1")
+    log.write_bytes(b"\n".join(make_lines(1200, 1500)) + b"\n")
+    again = _writer(["--follow", str(log)], data_dir, **env)
+    try:
+        _wait_for(lambda: _sealed_count(data_dir) >= 1500)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        rc, err = _finish(again)
+    assert rc == 0, err
+    assert sorted(markers(data_dir)) == list(range(1500))
