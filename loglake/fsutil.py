@@ -20,12 +20,16 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
     """Write JSON via temp file + fsync + rename, so readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, sort_keys=True)
-        f.flush()
-        if durable:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, sort_keys=True)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. ENOSPC: leave no half-written temp file behind
+        raise
     if durable:
         fsync_dir(path.parent)
 

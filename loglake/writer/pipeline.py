@@ -94,7 +94,12 @@ class Writer:
 
     # ---- chunk processing ------------------------------------------------------------------
     def _open(self, src: SourceInfo, offset: int, line: int) -> Batch:
-        self.batch = Batch(self.cfg, self._refresh(src), offset, line + 1)
+        try:
+            self.batch = Batch(self.cfg, self._refresh(src), offset, line + 1)
+        except OSError as e:  # the intent file could not be written
+            if e.errno in _PRESSURE_ERRNOS:
+                raise _Pressure(str(e)) from e
+            raise
         return self.batch
 
     def _refresh(self, src: SourceInfo) -> SourceInfo:
@@ -168,7 +173,11 @@ class Writer:
             return None
         self.totals.add(manifest)
         if batch.source.replayable:
-            self.checkpoints.save(batch.source, batch.end_offset, batch.end_line)
+            try:
+                self.checkpoints.save(batch.source, batch.end_offset, batch.end_line)
+            except OSError as e:  # only a cache: the checkpoint is derived from manifests
+                if e.errno not in _PRESSURE_ERRNOS:
+                    raise
         return manifest
 
     def _due(self) -> bool:

@@ -135,7 +135,12 @@ class Batch:
             path = folder / f"{self.id}.csv.open"
             # Arrow's native file: the CSV writer's output skips Python's file layer entirely.
             handle = pa.OSFile(str(path), "wb")
-            tf = _TableFile(path, handle, pacsv.CSVWriter(handle, rows.schema))
+            try:
+                tf = _TableFile(path, handle, pacsv.CSVWriter(handle, rows.schema))  # writes the header
+            except BaseException:
+                handle.close()
+                path.unlink(missing_ok=True)
+                raise
             self._tables[table] = tf
         tf.writer.write_table(rows)
         self._sizes[table] = tf.handle.tell()
@@ -250,6 +255,8 @@ class Batch:
     def _remove_files(self) -> None:
         for t in self._tables.values():
             t.path.unlink(missing_ok=True)
+        for t in self.cfg.tables:  # also files whose first write failed before they were tracked
+            (self.cfg.spool_dir / t.name / f"{self.id}.csv.open").unlink(missing_ok=True)
         (self.cfg.dead_letter_dir / f"{self.id}.jsonl.open").unlink(missing_ok=True)
 
 
