@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,3 +170,29 @@ def test_status_reconciles(cfg: Config, tmp_path: Path) -> None:
     assert t["rows"] == 1000 and t["rows_pending"] == 200 and t["lake_matches_manifests"] is True
     assert st["spool"]["closed_segments"] == 1
     assert st["freshness"]["access_log"]["age_seconds"] > 0
+
+
+def test_rollover_watch_picks_up_new_segments_and_stops_cleanly(cfg: Config, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loglake", "rollover", "--watch", "--interval", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(cfg.data_dir),
+    )
+    try:
+        for i in range(2):
+            write(cfg, write_log(tmp_path / f"{i}.log", 500, seed=i))
+            deadline = time.monotonic() + 60
+            while (
+                time.monotonic() < deadline
+                and (cfg.spool_dir / "access_log").exists()
+                and list((cfg.spool_dir / "access_log").glob("*.csv"))
+            ):
+                time.sleep(0.1)
+            assert count(cfg) == 500 * (i + 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "rollover --watch: stopped after" in err and "2 segment(s), 1000 rows" in err
