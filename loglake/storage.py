@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -52,15 +53,9 @@ class Lake:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-            fsync_dir(type(self)._pathlib(folder))
+            fsync_dir(Path(folder))
         else:
             self.fs.pipe_file(path, data)
-
-    @staticmethod
-    def _pathlib(folder: str) -> Any:
-        from pathlib import Path
-
-        return Path(folder)
 
 
 def s3_options(cfg: Config) -> dict[str, Any]:

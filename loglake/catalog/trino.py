@@ -19,7 +19,7 @@ import requests
 from loglake.catalog.base import Partition, QueryResult, table_name
 from loglake.config import Config, TrinoConfig
 from loglake.errors import CatalogBusyError, CatalogError, ConfigError, NotInstalledError, QueryError
-from loglake.schema import PARTITION_COLUMNS, quote_identifier, quote_literal, sql_columns
+from loglake.schema import quote_identifier, quote_literal, sql_columns
 
 try:
     import trino
@@ -243,4 +243,4 @@ class TrinoCatalog:
             self._conn = None
 
 
-__all__ = ["PARTITION_COLUMNS", "TrinoCatalog"]
+__all__ = ["TrinoCatalog"]

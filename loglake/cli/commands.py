@@ -189,12 +189,13 @@ def report(
     rep = load_report(name)
     from loglake.catalog import load_catalog
     from loglake.cli.output import print_result
-    from loglake.queries.runner import _EPOCH, _FAR
 
     catalog = load_catalog(cfg, engine)
     try:
         columns = set(_table_columns(catalog, "access_log"))
-        sql = render_report(rep, catalog.engine, parse_when(since, _EPOCH), parse_when(until, _FAR), columns)
+        sql = render_report(
+            rep, catalog.engine, parse_when(since) if since else None, parse_when(until) if until else None, columns
+        )
         if show_sql:
             typer.echo(sql)
             return

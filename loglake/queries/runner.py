@@ -57,10 +57,8 @@ def load_report(name: str) -> Report:
     return Report(name, description, text, optional)
 
 
-def parse_when(text: str | None, default: datetime, now: datetime | None = None) -> datetime:
+def parse_when(text: str, now: datetime | None = None) -> datetime:
     """ISO date/time (UTC unless an offset is given) or a relative span back from now: 90m, 24h, 7d."""
-    if not text:
-        return default
     now = now or datetime.now(UTC)
     m = re.fullmatch(r"(\d+)([mhd])", text.strip())
     if m:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from loglake.config import Config
@@ -420,9 +419,3 @@ class Writer:
         self._stream_commit(src, [], seal=lambda: self.batch is not None)
         if offset is not None and line is not None:
             self._open(src, offset, line)
-
-
-def arrow_threads(n: int) -> None:
-    """Arrow compute is single-threaded per call; cap its pool so a writer stays on its core budget."""
-    pa.set_cpu_count(n)
-    pa.set_io_thread_count(n)
