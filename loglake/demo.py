@@ -24,7 +24,7 @@ def run_demo(cfg: Config, lines: int, input_file: Path | None) -> None:
     t0 = time.monotonic()
     if input_file is None:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        rate = 200.0
+        rate = max(1.0, lines / (6 * 3600))  # the last six hours, so hourly reports have rows
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=lines / rate)
         input_file = cfg.data_dir / f"demo-{start:%Y%m%dT%H%M%S}.log"
         with console.status(f"generating {lines:,} lines"):
