@@ -388,6 +388,15 @@ def main() -> None:  # pragma: no cover - a helper for people
     print("secrets (set these in your shell, not in loglake.toml):")
     print(f"  export AWS_ACCESS_KEY_ID={s3.access_key} AWS_SECRET_ACCESS_KEY={s3.secret_key}")
     print(f"  export LOGLAKE_TRINO_PASSWORD={trino.password}")
+    print("loglake settings for a lake on these servers:")
+    print(
+        f"  export LOGLAKE_STORAGE_URL=s3://{s3.bucket}/lake LOGLAKE_STORAGE_ENDPOINT_URL={s3.endpoint} "
+        "LOGLAKE_STORAGE_REGION=us-east-1"
+    )
+    print(
+        f"  export LOGLAKE_CATALOG_TYPE=trino LOGLAKE_TRINO_HOST=127.0.0.1 LOGLAKE_TRINO_PORT={trino.port} "
+        f"LOGLAKE_TRINO_HTTP_SCHEME=https LOGLAKE_TRINO_AUTH=basic LOGLAKE_TRINO_CA_BUNDLE={trino.ca_bundle}"
+    )
     print("Ctrl-C stops both.")
     try:
         signal.pause()
