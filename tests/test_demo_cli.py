@@ -41,3 +41,18 @@ def test_generate_writes_lines(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "g.log"
     assert run_cli(["generate", str(out), "--lines", "1000"], data_dir).returncode == 0
     assert len(out.read_text().splitlines()) == 1000
+
+
+def test_readme_config_examples_are_valid(tmp_path: Path, data_dir: Path) -> None:
+    """The README's loglake.toml examples pass check-config, so the docs cannot drift from the code."""
+    import re
+
+    from tests.conftest import REPO
+
+    blocks = re.findall(r"```toml\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme{i}.toml"
+        path.write_text(block, encoding="utf-8")
+        proc = run_cli(["check-config", "--config", str(path)], data_dir)
+        assert proc.returncode == 0, (block, proc.stderr)
