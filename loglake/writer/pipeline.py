@@ -6,7 +6,6 @@ import contextlib
 import errno
 import gzip
 import os
-import select
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -245,9 +244,7 @@ class Writer:
             self.seal_or_abort()
             self._raw = None
             self._lock.release()
-            if handle is not raw:
-                handle.close()
-            raw.close()
+            self._close_pair(raw, handle)
 
     def seal_or_abort(self) -> None:
         if self.batch is not None:
@@ -255,6 +252,18 @@ class Writer:
                 self.seal()
 
     def _read_loop(
+        self, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, offset: int, line: int, follow: bool
+    ) -> None:
+        first = raw
+        try:
+            self._loop(path, raw, handle, src, offset, line, follow)
+        finally:
+            if self._raw is not None and self._raw is not first:  # files reopened after a rotation
+                self.seal_or_abort()  # while the file is open: sealing reads its fingerprint
+                self._close_pair(self._raw, self._handle)
+                self._raw = None
+
+    def _loop(
         self, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, offset: int, line: int, follow: bool
     ) -> None:
         block = self.cfg.writer.read_block_bytes
@@ -268,11 +277,8 @@ class Writer:
             if data and follow and self._truncated_under_us(raw):
                 # copytruncate raced our read: what we just read may be the new content at the old
                 # offset (torn lines). Drop it and start the file again from its first byte.
-                self.seal()
-                handle.seek(0)
-                src = self.checkpoints.reset(src)
+                src = self._from_first_byte(handle, src)
                 offset, line, pending = 0, 0, b""
-                self._open(src, 0, 0)
                 continue
             if data:
                 self.on_bytes(len(data))
@@ -298,26 +304,36 @@ class Writer:
                 if pending:
                     offset, line = self._feed(Chunk(pending, offset, line + 1), src, offset, line)
                 self.seal()
-                handle.close()
-                raw.close()
+                self._close_pair(raw, handle)
                 raw, handle, src = self._wait_reopen(path)
-                self._raw = raw
+                self._raw, self._handle = raw, handle
                 self._lock.release()
                 self._lock = SourceLock(self.cfg, src)
                 offset, line, pending = 0, 0, b""
                 self._open(src, 0, 0)
             elif rotated == "truncated":
-                self.seal()
-                handle.seek(0)
-                src = self.checkpoints.reset(src)
+                src = self._from_first_byte(handle, src)
                 offset, line, pending = 0, 0, b""
-                self._open(src, 0, 0)
             else:
                 time.sleep(self.cfg.writer.poll_interval)
         if pending and not follow and not self.stopping:
             # The file's last line has no newline: at the end of a finished file it is a line.
             # (When following or stopping it may still be growing; the checkpoint excludes it.)
             self._feed(Chunk(pending, offset, line + 1), src, offset, line)
+
+    def _from_first_byte(self, handle: IO[bytes], src: SourceInfo) -> SourceInfo:
+        """After copytruncate: seal what was read, forget the old identity, read from byte 0."""
+        self.seal()
+        handle.seek(0)
+        src = self.checkpoints.reset(src)
+        self._open(src, 0, 0)
+        return src
+
+    @staticmethod
+    def _close_pair(raw: IO[bytes], handle: IO[bytes]) -> None:
+        if handle is not raw:
+            handle.close()
+        raw.close()
 
     def _feed(self, chunk: Chunk, src: SourceInfo, offset: int, line: int) -> tuple[int, int]:
         self.process(chunk)
@@ -358,64 +374,7 @@ class Writer:
 
     # ---- streams (stdin) ---------------------------------------------------------------------
     def write_stream(self, fd: int, name: str = "<stdin>") -> None:
-        """Read a pipe to EOF. Not replayable: a chunk the disk refuses is kept and retried."""
-        src = SourceInfo("stdin", name, False)
-        self._stream_chunks: list[Chunk] = []
-        block = self.cfg.writer.read_block_bytes
-        offset, line, pending = 0, 0, b""
-        self._open(src, 0, 0)
-        eof = False
-        while not eof and not self.stopping:
-            ready, _, _ = select.select([fd], [], [], self.cfg.writer.poll_interval)
-            if ready:
-                data = os.read(fd, block)
-                if data:
-                    self.on_bytes(len(data))
-                    pending += data
-                else:
-                    eof = True
-            cut = len(pending) if eof else pending.rfind(b"\n") + 1
-            if cut:
-                chunk = Chunk(pending[:cut], offset, line + 1)
-                pending = pending[cut:]
-                self._feed_stream(chunk, src)
-                offset, line = chunk.end_offset, line + chunk.line_count
-            elif self._due():
-                self._seal_stream(src, offset, line)
-        if pending:  # stopped by a signal: what was received is kept
-            chunk = Chunk(pending, offset, line + 1)
-            self._feed_stream(chunk, src)
-        self._seal_stream(src, None, None)
+        """Read a pipe to EOF (see stream.py: not replayable, so a refused batch is redone from memory)."""
+        from loglake.writer.stream import StreamReader
 
-    def _feed_stream(self, chunk: Chunk, src: SourceInfo) -> None:
-        self._stream_chunks.append(chunk)
-        self._stream_commit(src, [chunk], seal=self._due)
-
-    def _stream_commit(self, src: SourceInfo, todo: list[Chunk], seal: Callable[[], bool]) -> None:
-        """Process `todo` and seal when `seal()` says so; under disk pressure, redo the whole batch
-        from the chunks kept in memory (a pipe cannot be read twice)."""
-        attempt = 0
-        while True:
-            try:
-                if todo and self.batch is None:
-                    self._open(src, todo[0].start_offset, todo[0].start_line - 1)
-                for c in todo:
-                    self.process(c)
-                todo = []
-                if seal():
-                    self.seal()
-                    self._stream_chunks = []
-                return
-            except _Pressure as e:
-                self.batch = None
-                todo = list(self._stream_chunks)
-                if self.stopping and attempt >= 3:
-                    lost = sum(c.line_count for c in todo)
-                    raise SourceError(f"{src.path}: disk full; {lost} received lines not written") from None
-                self._backoff(attempt, str(e))
-                attempt += 1
-
-    def _seal_stream(self, src: SourceInfo, offset: int | None, line: int | None) -> None:
-        self._stream_commit(src, [], seal=lambda: self.batch is not None)
-        if offset is not None and line is not None:
-            self._open(src, offset, line)
+        StreamReader(self, SourceInfo("stdin", name, False)).run(fd)

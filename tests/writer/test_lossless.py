@@ -184,3 +184,39 @@ def test_restart_after_kill_finishes_a_file_rotated_while_down(tmp_path: Path, d
         rc, err = _finish(again)
     assert rc == 0, err
     assert sorted(markers(data_dir)) == list(range(1500))
+
+
+def test_stdin_batch_salvaged_after_kill_9(tmp_path: Path, data_dir: Path) -> None:
+    """A pipe cannot be re-read: rows of an unsealed stdin batch are kept on restart, a torn last
+    row is cut and dead-lettered as `torn`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loglake", "write"],
+        env=cli_env(data_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"\n".join(make_lines(0, 300)) + b"\n")
+    proc.stdin.flush()
+    spool = data_dir / "spool" / "access_log"
+
+    def rows_on_disk() -> int:
+        files = list(spool.glob("*.csv.open")) if spool.exists() else []
+        return sum(f.read_bytes().count(b"\n") - 1 for f in files)
+
+    _wait_for(lambda: rows_on_disk() == 300)
+    proc.send_signal(signal.SIGKILL)
+    _finish(proc)  # closes our end of the pipe too
+    opened = next(spool.glob("*.csv.open"))
+    with open(opened, "ab") as f:
+        f.write(b'"2026-11-28T00:00:00Z","torn row, never fini')  # as if killed mid-write
+    again = subprocess.run(
+        [sys.executable, "-m", "loglake", "write"], env=cli_env(data_dir), input=b"", capture_output=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"1 salvaged" in again.stderr
+    assert open_files(data_dir) == []
+    assert sorted(int(r["path"].rsplit("/", 1)[1]) for r in spool_rows(data_dir)) == list(range(300))
+    torn = [d for d in dead_letters(data_dir) if d["reason"].startswith("torn")]
+    assert len(torn) == 1 and "torn row" in torn[0]["line"]

@@ -1,0 +1,83 @@
+"""stdin (any pipe): read as it comes, seal by size and age, never lose what was received.
+
+A pipe cannot be read twice, so the chunks of the open batch stay in memory until it is sealed:
+when the disk refuses a write, the aborted batch is redone from them after a backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from loglake.errors import SourceError
+from loglake.writer.lines import Chunk
+from loglake.writer.segments import SourceInfo
+
+if TYPE_CHECKING:
+    from loglake.writer.pipeline import Writer
+
+
+class StreamReader:
+    def __init__(self, writer: Writer, src: SourceInfo) -> None:
+        self.w = writer
+        self.src = src
+        self.chunks: list[Chunk] = []  # the open batch's input, for a redo
+
+    def run(self, fd: int) -> None:
+        w = self.w
+        block = w.cfg.writer.read_block_bytes
+        offset, line, pending = 0, 0, b""
+        eof = False
+        while not eof and not w.stopping:
+            ready, _, _ = select.select([fd], [], [], w.cfg.writer.poll_interval)
+            if ready:
+                data = os.read(fd, block)
+                if data:
+                    w.on_bytes(len(data))
+                    pending += data
+                else:
+                    eof = True
+            cut = len(pending) if eof else pending.rfind(b"\n") + 1
+            if cut:
+                chunk = Chunk(pending[:cut], offset, line + 1)
+                pending = pending[cut:]
+                self._add(chunk)
+                offset, line = chunk.end_offset, line + chunk.line_count
+            elif w._due():
+                self._commit([], seal=lambda: True)
+        if pending:  # stopped by a signal: what was received is kept
+            self._add(Chunk(pending, offset, line + 1))
+        self._commit([], seal=lambda: w.batch is not None)
+
+    def _add(self, chunk: Chunk) -> None:
+        self.chunks.append(chunk)
+        self._commit([chunk], seal=self.w._due)
+
+    def _commit(self, todo: list[Chunk], seal: Callable[[], bool]) -> None:
+        """Process `todo`, then seal if `seal()` says so; under disk pressure, back off and redo
+        the whole open batch from the chunks kept in memory."""
+        from loglake.writer.pipeline import _Pressure
+
+        w = self.w
+        attempt = 0
+        while True:
+            try:
+                if todo and w.batch is None:
+                    w._open(self.src, todo[0].start_offset, todo[0].start_line - 1)
+                for c in todo:
+                    w.process(c)
+                todo = []
+                if w.batch is not None and seal():
+                    w.seal()
+                    self.chunks = []
+                return
+            except _Pressure as e:
+                w.batch = None
+                todo = list(self.chunks)
+                if w.stopping and attempt >= 3:
+                    lost = sum(c.line_count for c in todo)
+                    raise SourceError(f"{self.src.path}: disk full; {lost} received lines not written") from None
+                w._backoff(attempt, str(e))
+                attempt += 1
