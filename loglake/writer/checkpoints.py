@@ -59,14 +59,22 @@ class CheckpointStore:
         best = (0, 0)
         candidates = []
         path = self._path(src)
+        # The cached state is written right after each manifest commits, so only manifests at least
+        # as new as it can be ahead of it (a crash between the two): reading those keeps a restart
+        # cheap however many manifests a long-lived spool holds.
+        since = 0.0
         if path.exists():
             candidates.append(read_json(path))
+            since = path.stat().st_mtime - 2.0  # margin for coarse filesystem timestamps
         batches = self.cfg.spool_dir / BATCHES
         if batches.is_dir():
-            for m in batches.glob("*.json"):
-                if m.name.endswith(".open.json") or m.name.startswith("."):
+            for entry in os.scandir(batches):
+                name = entry.name
+                if not name.endswith(".json") or name.endswith(".open.json") or name.startswith("."):
                     continue
-                data = read_json(m)
+                if since and entry.stat().st_mtime < since:
+                    continue
+                data = read_json(Path(entry.path))
                 candidates.append({**data["source"], "offset": data["end_offset"], "line": data["last_line"]})
         for c in candidates:
             if same_file(src, c, handle) and c["offset"] > best[0]:
