@@ -255,8 +255,6 @@ class Batch:
     def _remove_files(self) -> None:
         for t in self._tables.values():
             t.path.unlink(missing_ok=True)
-        for t in self.cfg.tables:  # also files whose first write failed before they were tracked
-            (self.cfg.spool_dir / t.name / f"{self.id}.csv.open").unlink(missing_ok=True)
         (self.cfg.dead_letter_dir / f"{self.id}.jsonl.open").unlink(missing_ok=True)
 
 
