@@ -343,8 +343,7 @@ class Writer:
         return chunk.end_offset, line + chunk.line_count
 
     def _truncated_under_us(self, raw: IO[bytes]) -> bool:
-        src = self.batch.source if self.batch is not None else None
-        return bool(src and src.fp_len and fingerprint(raw, src.fp_len)[0] != src.fingerprint)
+        return self.batch is not None and _prefix_changed(raw, self.batch.source)
 
     def _rotation(self, path: str, raw: IO[bytes], src: SourceInfo, position: int) -> str:
         """'renamed' (path is a new file), 'truncated' (copytruncate) or '' (nothing happened).
@@ -360,7 +359,7 @@ class Writer:
             return "renamed"
         if cur.st_size < position:
             return "truncated"
-        if src.fp_len and fingerprint(raw, src.fp_len)[0] != src.fingerprint:
+        if _prefix_changed(raw, src):
             return "truncated"
         return ""
 
@@ -378,3 +377,8 @@ class Writer:
         from loglake.writer.stream import StreamReader
 
         StreamReader(self, SourceInfo("stdin", name, False)).run(fd)
+
+
+def _prefix_changed(raw: IO[bytes], src: SourceInfo) -> bool:
+    """The file's first bytes no longer match its fingerprint: truncated and rewritten in place."""
+    return bool(src.fp_len) and fingerprint(raw, src.fp_len)[0] != src.fingerprint
