@@ -17,12 +17,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
-    """Write JSON via temp file + fsync + rename, so readers see the old or the new file, never half."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write via temp file + fsync + rename, so readers see the old or the new file, never half.
+
+    The temporary name `.<name>.<pid>.tmp` is skipped by every reader: hidden for Trino and Hive,
+    and not `*.parquet` or `*.json` for DuckDB's globs and our own listings.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
@@ -32,6 +36,10 @@ def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
+    atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode("utf-8"), durable)
 
 
 def read_json(path: Path) -> Any:

@@ -15,7 +15,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from loglake.config import Config
-from loglake.fsutil import fsync_dir
+from loglake.fsutil import atomic_write_bytes
 
 
 @dataclass
@@ -41,19 +41,13 @@ class Lake:
     def write_atomic(self, path: str, data: bytes) -> None:
         """Readers see the whole file or nothing.
 
-        Local: a temporary name that no reader matches (not `*.parquet`, starts with `_`), fsync,
+        Local: a temporary name that no reader matches (`.<name>.<pid>.tmp`), fsync,
         rename. S3: one PUT (or a completed multipart upload) is atomic by itself.
         """
         if self.is_local:
-            folder, name = os.path.split(path)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f"_{name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            fsync_dir(Path(folder))
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
         else:
             self.fs.pipe_file(path, data)
 

@@ -122,7 +122,7 @@ def test_kill_9_during_rollover_then_rerun_is_exact(cfg: Config, tmp_path: Path,
     assert proc.returncode == -signal.SIGKILL
     assert run_cli(["rollover"], cfg.data_dir).returncode == 0
     assert count(cfg) == 3000
-    assert not list(cfg.data_dir.rglob("_*.tmp"))
+    assert not list(cfg.data_dir.rglob("*.tmp"))
 
 
 def test_two_concurrent_rollovers_convert_each_segment_once(cfg: Config, tmp_path: Path) -> None:
