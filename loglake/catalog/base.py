@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loglake.schema import validate_identifier
+
+if TYPE_CHECKING:
+    from loglake.storage import Lake
 
 
 @dataclass(frozen=True, order=True)
@@ -59,6 +62,10 @@ class Catalog(Protocol):
     def list_partitions(self, table: str) -> list[Partition]: ...
 
     def drop_partition(self, table: str, partition: Partition) -> bool: ...
+
+    def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
+        """Register every partition found on storage under the table (recovery)."""
+        ...
 
     def tables(self) -> list[str]: ...
 

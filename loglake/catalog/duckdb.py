@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -18,6 +18,9 @@ from loglake.catalog.base import Partition, QueryResult, table_name
 from loglake.config import Config
 from loglake.errors import CatalogBusyError, CatalogError, QueryError
 from loglake.schema import quote_identifier, quote_literal, sql_columns
+
+if TYPE_CHECKING:
+    from loglake.storage import Lake
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _loglake_tables (
@@ -132,7 +135,7 @@ class DuckDBCatalog:
         finally:
             con.close()
 
-    def repair(self, table: str, lake: Any, columns: Sequence[str]) -> int:
+    def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
         """Register every `dt=/hour=` folder found on storage (like Trino's sync_partition_metadata
         ADD): rebuilds the embedded catalog from the lake alone, e.g. beside a Trino catalog."""
         name = table_name(table)
@@ -144,7 +147,7 @@ class DuckDBCatalog:
             except ValueError:
                 continue  # not ours (a stray folder): never register what we cannot parse
         self.ensure_table(name, columns, lake.uri(name))
-        return self.register_partitions(name, sorted(found), lake.uri(name))
+        self.register_partitions(name, sorted(found), lake.uri(name))
 
     def tables(self) -> list[str]:
         con = self._connect(read_only=True)

@@ -12,9 +12,12 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from loglake.storage import Lake
 
 from loglake.catalog.base import Partition, QueryResult, table_name
 from loglake.config import Config, TrinoConfig
@@ -215,14 +218,13 @@ class TrinoCatalog:
         )
         return True
 
-    def repair(self, table: str, mode: str = "ADD") -> None:
-        """Recovery: let Trino add (or drop, or both) partitions found on storage."""
-        if mode not in ("ADD", "DROP", "FULL"):
-            raise ValueError(f"mode must be ADD, DROP or FULL, not {mode!r}")
+    def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
+        """Recovery: Trino's own `sync_partition_metadata` adds the partitions found on storage."""
         name = table_name(table)
+        self.ensure_table(name, columns, lake.uri(name))
         self._run(
             f"CALL {self.catalog}.system.sync_partition_metadata({quote_literal(self.tc.schema)}, "
-            f"{quote_literal(name)}, {quote_literal(mode)})"
+            f"{quote_literal(name)}, 'ADD')"
         )
 
     def tables(self) -> list[str]:

@@ -266,15 +266,12 @@ def catalog_repair(
     cfg = config_from(config)
     catalog = load_catalog(cfg, engine)
     names = table or [t.name for t in cfg.tables]
+    lake = open_lake(cfg)
     try:
         for name in names:
             columns = list(cfg.table(name).columns) if name in {t.name for t in cfg.tables} else []
             before = len(catalog.list_partitions(name))
-            if catalog.engine == "trino":
-                catalog.ensure_table(name, columns, open_lake(cfg).uri(name))
-                catalog.repair(name)  # type: ignore[attr-defined]
-            else:
-                catalog.repair(name, open_lake(cfg), columns)  # type: ignore[attr-defined]
+            catalog.repair(name, lake, columns)
             after = len(catalog.list_partitions(name))
             err.print(f"catalog repair ({catalog.engine}): {name}: {after} partitions ({after - before} added)")
     finally:
