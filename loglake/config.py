@@ -39,6 +39,7 @@ class WriterConfig:
     fsync_interval: float = 1.0
     poll_interval: float = 0.25
     read_block_bytes: int = 4 * 1024 * 1024
+    rotate_wait: float = 5.0  # a rotated file is finished once idle this long (and the new one has data)
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,8 @@ def validate(cfg: Config) -> list[str]:
     for name in ("segment_max_age", "fsync_interval", "poll_interval"):
         if getattr(w, name) <= 0:
             p.append(f"writer.{name}: must be positive")
+    if w.rotate_wait < 0:
+        p.append("writer.rotate_wait: must not be negative")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", cfg.host_id):
         p.append(f"host_id: {cfg.host_id!r} must be lower-case letters, digits and '-'")
     seen: set[str] = set()

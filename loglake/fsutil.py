@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,7 +18,35 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by its owner only: spool, dead letters and state hold
+    raw log lines, which may carry personal data."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):  # parents we create are ours too (`spool/` under `data_dir/`)
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+        os.chmod(d, 0o700)  # mkdir's mode is cut by the umask
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def make_dirs_durably(path: Path) -> list[Path]:
+    """mkdir -p; returns the parents whose entries changed (to fsync after the file inside is written)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return [m.parent for m in missing]
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, mode: int = 0o600) -> None:
     """Write via temp file + fsync + rename, so readers see the old or the new file, never half.
 
     The temporary name `.<name>.<pid>.tmp` is skipped by every reader: hidden for Trino and Hive,
@@ -25,7 +54,8 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(fd, "wb") as f:
             f.write(data)
             f.flush()
             if durable:

@@ -15,7 +15,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_bytes
+from loglake.fsutil import atomic_write_bytes, fsync_dir, make_dirs_durably
 
 
 @dataclass
@@ -46,8 +46,10 @@ class Lake:
         """
         if self.is_local:
             target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, data)
+            made = make_dirs_durably(target.parent)
+            atomic_write_bytes(target, data, mode=0o644)  # lake files are for every reader
+            for d in made:  # new dt=/hour= folders survive a power loss before the catalog sees them
+                fsync_dir(d)
         else:
             self.fs.pipe_file(path, data)
 

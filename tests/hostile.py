@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 BASE = '1.2.3.4 - alice [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 1234 "http://ref/" "UA/1.0"'
@@ -31,5 +33,13 @@ CASES: list[tuple[bytes, dict | None, str]] = [
 
 
 def write_hostile(path: Path) -> Path:
+    """The cases as a finished log (no final newline, last modified an hour ago: a live file's
+    half-written last line would be held back until it is complete)."""
     path.write_bytes(b"\n".join(raw for raw, _, _ in CASES))
+    age_file(path)
     return path
+
+
+def age_file(path: Path, seconds: float = 3600) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))

@@ -53,15 +53,20 @@ def write(
                 f"recovered spool: {len(r.finished)} committed batch(es) finished, "
                 f"{len(r.discarded)} unsealed discarded (re-read), {len(r.salvaged)} salvaged"
             )
-        with writer.signals():
-            for f in files:
-                if writer.stopping:
-                    break
-                if f == "-":
-                    writer.write_stream(sys.stdin.fileno())
-                else:
-                    progress.update(task, description=f"write {Path(f).name}")
-                    writer.write_file(f, follow=follow)
+            for rel in r.missing:
+                err.print(f"[red]error:[/red] a committed batch's file is missing: {rel}")
+        try:
+            with writer.signals():
+                for f in files:
+                    if writer.stopping:
+                        break
+                    if f == "-":
+                        writer.write_stream(sys.stdin.fileno())
+                    else:
+                        progress.update(task, description=f"write {Path(f).name}")
+                        writer.write_file(f, follow=follow)
+        finally:
+            writer.close()
     t = writer.totals
     elapsed = time.monotonic() - started
     rows = ", ".join(f"{k}={v}" for k, v in sorted(t.rows.items())) or "none"

@@ -52,13 +52,23 @@ class Claim:
         self.fd = -1
 
     def acquire(self) -> bool:
-        self.fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = -1
-            return False
+        """Lock the lock file, then check it is still the one at its path: a holder unlinks it on
+        release (while still holding the lock), so a lock taken on an unlinked file claims nothing."""
+        while True:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # released and unlinked between our open and our lock: open the new one
+        self.fd = fd
         if not self.segment.path.exists():  # finished by another process between listing and locking
             self.release()
             return False

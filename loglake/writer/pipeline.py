@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import gzip
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow.compute as pc
 
 from loglake.config import Config
 from loglake.errors import SourceError
-from loglake.writer.checkpoints import FINGERPRINT_BYTES, CheckpointStore, SourceLock, fingerprint, identify
+from loglake.fsutil import fsync_dir
 from loglake.writer.fields import TableRouter, needed_columns
+from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease
 from loglake.writer.lines import Chunk, split_lines
 from loglake.writer.parsers import load_parser
 from loglake.writer.recovery import recover_spool
-from loglake.writer.segments import Batch, DeadLetter, SourceInfo
+from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
+from loglake.writer.siblings import mark_history, unread_siblings
+from loglake.writer.tail import FileTail
 
 #: Errors that mean "the disk is full or failing": pause and retry instead of losing lines.
 _PRESSURE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -60,6 +59,17 @@ class _Pressure(Exception):
     """The disk refused a write; the open batch was aborted and must be redone."""
 
 
+class PressureError(SourceError):
+    """Stopped while the disk refused writes: nothing unsealed is lost (files are read again from
+    their checkpoint), but the run did not finish, so it must not exit 0."""
+
+    transient = True
+
+
+def _is_pressure(e: OSError) -> bool:
+    return e.errno in _PRESSURE_ERRNOS
+
+
 class Writer:
     """Runs sources through the pipeline; one instance per `loglake write` process."""
 
@@ -68,17 +78,20 @@ class Writer:
         self.parser = load_parser(cfg.writer, needed_columns(cfg))
         self.routers = [TableRouter(t) for t in cfg.tables]
         self.totals = Totals()
-        self.checkpoints = CheckpointStore(cfg)
-        self.batch: Batch | None = None
         self.stopping = False
         self.on_bytes = on_bytes or (lambda n: None)
-        self.recovery = recover_spool(cfg)
-        self._raw: IO[bytes] | None = None  # the file being read, for fingerprints
+        self.lease = WriterLease(cfg)
+        self.checkpoints = CheckpointStore(cfg)
+        self.paths = PathRegistry(cfg)
+        self.recovery = recover_spool(cfg, self.checkpoints, self.lease)
+
+    def close(self) -> None:
+        self.lease.release()
 
     # ---- lifecycle -------------------------------------------------------------------------
     @contextmanager
     def signals(self) -> Iterator[None]:
-        """SIGTERM/SIGINT stop reading at the next block boundary, then the batch is sealed."""
+        """SIGTERM/SIGINT stop reading at the next block boundary, then open batches are sealed."""
 
         def handler(signum: int, frame: object) -> None:
             self.stopping = True
@@ -90,35 +103,32 @@ class Writer:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    # ---- chunk processing ------------------------------------------------------------------
-    def _open(self, src: SourceInfo, offset: int, line: int) -> Batch:
+    # ---- batches ---------------------------------------------------------------------------
+    def open_batch(self, src: SourceInfo, offset: int, line: int) -> Batch:
+        """A new batch starting after `line` lines, at byte `offset`; raises _Pressure."""
         try:
-            self.batch = Batch(self.cfg, self._refresh(src), offset, line + 1)
+            return Batch(self.cfg, src, offset, line + 1, writer_id=self.lease.id)
         except OSError as e:  # the intent file could not be written
-            if e.errno in _PRESSURE_ERRNOS:
+            if _is_pressure(e):
                 raise _Pressure(str(e)) from e
             raise
-        return self.batch
 
-    def _refresh(self, src: SourceInfo) -> SourceInfo:
-        """Complete a short fingerprint once the file has grown (a new or just-truncated file), so a
-        restart can recognise the file by its first bytes; the prefix of a log never changes."""
-        raw = self._raw
-        if src.kind != "file" or raw is None or src.fp_len >= FINGERPRINT_BYTES:
-            return src
-        fp, n = fingerprint(raw)
-        return src if n == src.fp_len else replace(src, fingerprint=fp, fp_len=n)
-
-    def process(self, chunk: Chunk) -> None:
-        """Parse one chunk into the open batch; raises _Pressure if the disk refuses the write."""
-        batch = self.batch
-        assert batch is not None
+    def process(self, batch: Batch, chunk: Chunk) -> None:
+        """Parse one chunk into `batch`; under disk pressure the batch is aborted and _Pressure raised."""
         try:
             self._process(batch, chunk)
         except OSError as e:
-            if e.errno in _PRESSURE_ERRNOS:
+            if _is_pressure(e):
                 batch.abort()
-                self.batch = None
+                raise _Pressure(str(e)) from e
+            raise
+
+    def dead_letter(self, batch: Batch, records: list[DeadLetter]) -> None:
+        try:
+            batch.dead_letter(records)
+        except OSError as e:
+            if _is_pressure(e):
+                batch.abort()
                 raise _Pressure(str(e)) from e
             raise
 
@@ -155,35 +165,44 @@ class Writer:
         batch.end_offset = chunk.end_offset
         batch.end_line = chunk.start_line + count - 1
 
-    def seal(self) -> dict[str, Any] | None:
-        batch, self.batch = self.batch, None
-        if batch is None:
-            return None
-        batch.source = self._refresh(batch.source)
+    def seal(self, batch: Batch) -> dict[str, Any] | None:
+        """Two phases: prepare (may fail: aborted, _Pressure) then commit; after the commit point
+        nothing aborts, and what is left (checkpoint, renames) is retried until done."""
         try:
-            manifest = batch.seal()
-        except OSError as e:
-            if e.errno in _PRESSURE_ERRNOS:
-                batch.abort()
+            manifest = batch.prepare()
+            if manifest is None:
+                return None
+            batch.commit(manifest)
+        except (OSError, ValueError) as e:
+            batch.abort()
+            if isinstance(e, OSError) and _is_pressure(e):
                 raise _Pressure(str(e)) from e
             raise
-        if manifest is None:
-            return None
         self.totals.add(manifest)
-        if batch.source.replayable:
-            try:
-                self.checkpoints.save(batch.source, batch.end_offset, batch.end_line)
-            except OSError as e:  # only a cache: the checkpoint is derived from manifests
-                if e.errno not in _PRESSURE_ERRNOS:
-                    raise
+        self._after_commit(batch, manifest)
         return manifest
 
-    def _due(self) -> bool:
-        b = self.batch
-        w = self.cfg.writer
-        return b is not None and b.lines_read > 0 and (b.size() >= w.segment_max_bytes or b.age >= w.segment_max_age)
+    def _after_commit(self, batch: Batch, manifest: dict[str, Any]) -> None:
+        attempt = 0
+        while True:
+            try:
+                if self.cfg.writer.fsync != "off":
+                    fsync_dir(self.cfg.spool_dir / BATCHES)
+                if batch.source.replayable:  # before the intent goes: see identity.py
+                    self.checkpoints.save(batch.source, batch.end_offset, batch.end_line)
+                batch.finish(manifest)
+                return
+            except OSError as e:
+                if not _is_pressure(e) or self.stopping:
+                    return  # committed: the next start's recovery finishes the renames
+                self.backoff(attempt, str(e))
+                attempt += 1
 
-    def _backoff(self, attempt: int, err: str) -> None:
+    def due(self, batch: Batch) -> bool:
+        w = self.cfg.writer
+        return batch.lines_read > 0 and (batch.size() >= w.segment_max_bytes or batch.age >= w.segment_max_age)
+
+    def backoff(self, attempt: int, err: str) -> None:
         delay = min(30.0, 0.5 * 2**attempt)
         print(f"loglake write: disk refused a write ({err}); retrying in {delay:.1f}s", flush=True)
         end = time.monotonic() + delay
@@ -192,184 +211,42 @@ class Writer:
 
     # ---- files -----------------------------------------------------------------------------
     def write_file(self, path: str, follow: bool = False) -> None:
-        """Read `path` from its checkpoint to EOF (or forever with `follow`), surviving pressure."""
+        """Read `path` from its checkpoint to EOF (or forever with `follow`). Rotated siblings that
+        hold bytes past a checkpoint (rotations since the last run) are read first."""
         if follow:
-            for rotated, _offset in self.checkpoints.rotated_away(path):
-                self.write_file(rotated, follow=False)  # its unread tail comes first, as in a live run
+            from loglake.writer.follow import Follower
+
+            Follower(self, path).run()
+            return
+        if self.paths.register(path):
+            mark_history(path, self.checkpoints)
+        for c in unread_siblings(path, self.checkpoints, self.paths):
+            self._read_once(c.path, explicit=False)
+        self._read_once(path, explicit=True)
+
+    def _read_once(self, path: str, explicit: bool) -> None:
+        """One file to its end. A last line without newline is a line only if the file is finished
+        (compressed, or idle for rotate_wait): a live file's half-written line is read whole later."""
         attempt = 0
         while True:
+            tail = FileTail.open(self, path)
             try:
-                self._write_file(path, follow)
+                start = tail.offset
+                finished = tail.src.kind == "gzip" or tail.idle_for() >= self.cfg.writer.rotate_wait
+                got = tail.pump(final=finished)
+                tail.seal()
+                if explicit and start and not got:
+                    self.totals.skipped_files.append(path)
                 return
             except _Pressure as e:
                 if self.stopping:
-                    raise SourceError(f"{path}: stopped while the disk was full ({e})") from None
-                self._backoff(attempt, str(e))
+                    raise PressureError(f"{path}: stopped while the disk was full ({e})") from None
+                self.backoff(attempt, str(e))
                 attempt += 1
-
-    def _open_source(self, path: str) -> tuple[IO[bytes], IO[bytes], SourceInfo]:
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except OSError as e:
-            raise SourceError(f"{path}: cannot open: {e.strerror}") from e
-        if os.path.isdir(path):
-            raw.close()
-            raise SourceError(f"{path}: is a directory")
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic == _GZIP_MAGIC:
-            src = identify(path, raw, "gzip")
-            return raw, gzip.GzipFile(fileobj=raw, mode="rb"), src
-        return raw, raw, identify(path, raw, "file")
-
-    def _write_file(self, path: str, follow: bool) -> None:
-        raw, handle, src = self._open_source(path)
-        self._raw = raw
-        self._lock = SourceLock(self.cfg, src)
-        try:
-            offset, line = self.checkpoints.load(src, raw)
-            size = os.fstat(raw.fileno()).st_size
-            if src.kind == "file" and offset > size:  # truncated since: start again (copytruncate)
-                src = self.checkpoints.reset(src)
-                offset, line = 0, 0
-            if offset and not follow and src.kind == "file" and offset == size:
-                self.totals.skipped_files.append(path)
+            finally:
+                tail.close()
+            if self.stopping:
                 return
-            try:
-                handle.seek(offset)
-            except (OSError, EOFError, gzip.BadGzipFile) as e:
-                raise SourceError(f"{path}: cannot resume at byte {offset}: {e}") from e
-            self._read_loop(path, raw, handle, src, offset, line, follow)
-        finally:
-            self.seal_or_abort()
-            self._raw = None
-            self._lock.release()
-            self._close_pair(raw, handle)
-
-    def seal_or_abort(self) -> None:
-        if self.batch is not None:
-            with contextlib.suppress(_Pressure):  # left unsealed: the lines are read again next time
-                self.seal()
-
-    def _read_loop(
-        self, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, offset: int, line: int, follow: bool
-    ) -> None:
-        first = raw
-        try:
-            self._loop(path, raw, handle, src, offset, line, follow)
-        finally:
-            if self._raw is not None and self._raw is not first:  # files reopened after a rotation
-                self.seal_or_abort()  # while the file is open: sealing reads its fingerprint
-                self._close_pair(self._raw, self._handle)
-                self._raw = None
-
-    def _loop(
-        self, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, offset: int, line: int, follow: bool
-    ) -> None:
-        block = self.cfg.writer.read_block_bytes
-        pending = b""
-        self._open(src, offset, line)
-        while not self.stopping:
-            try:
-                data = handle.read(block)
-            except (OSError, EOFError, gzip.BadGzipFile) as e:
-                raise SourceError(f"{path}: read failed at byte {offset + len(pending)}: {e}") from e
-            if data and follow and self._truncated_under_us(raw):
-                # copytruncate raced our read: what we just read may be the new content at the old
-                # offset (torn lines). Drop it and start the file again from its first byte.
-                src = self._from_first_byte(handle, src)
-                offset, line, pending = 0, 0, b""
-                continue
-            if data:
-                self.on_bytes(len(data))
-                pending += data
-                cut = pending.rfind(b"\n") + 1
-                if cut:
-                    chunk = Chunk(pending[:cut], offset, line + 1)
-                    pending = pending[cut:]
-                    offset, line = self._feed(chunk, src, offset, line)
-                continue
-            # End of the data there is now.
-            if not follow:
-                break
-            if self._due():
-                self.seal()
-                self._open(src, offset, line)
-            src = self.batch.source if self.batch is not None else src
-            rotated = self._rotation(path, raw, src, offset + len(pending))
-            if rotated == "renamed":
-                # Finish the old inode: whatever it still holds, and a last line without newline.
-                while data := handle.read(block):
-                    pending += data
-                if pending:
-                    offset, line = self._feed(Chunk(pending, offset, line + 1), src, offset, line)
-                self.seal()
-                self._close_pair(raw, handle)
-                raw, handle, src = self._wait_reopen(path)
-                self._raw, self._handle = raw, handle
-                self._lock.release()
-                self._lock = SourceLock(self.cfg, src)
-                offset, line, pending = 0, 0, b""
-                self._open(src, 0, 0)
-            elif rotated == "truncated":
-                src = self._from_first_byte(handle, src)
-                offset, line, pending = 0, 0, b""
-            else:
-                time.sleep(self.cfg.writer.poll_interval)
-        if pending and not follow and not self.stopping:
-            # The file's last line has no newline: at the end of a finished file it is a line.
-            # (When following or stopping it may still be growing; the checkpoint excludes it.)
-            self._feed(Chunk(pending, offset, line + 1), src, offset, line)
-
-    def _from_first_byte(self, handle: IO[bytes], src: SourceInfo) -> SourceInfo:
-        """After copytruncate: seal what was read, forget the old identity, read from byte 0."""
-        self.seal()
-        handle.seek(0)
-        src = self.checkpoints.reset(src)
-        self._open(src, 0, 0)
-        return src
-
-    @staticmethod
-    def _close_pair(raw: IO[bytes], handle: IO[bytes]) -> None:
-        if handle is not raw:
-            handle.close()
-        raw.close()
-
-    def _feed(self, chunk: Chunk, src: SourceInfo, offset: int, line: int) -> tuple[int, int]:
-        self.process(chunk)
-        if self._due():
-            self.seal()
-            self._open(src, chunk.end_offset, line + chunk.line_count)
-        return chunk.end_offset, line + chunk.line_count
-
-    def _truncated_under_us(self, raw: IO[bytes]) -> bool:
-        return self.batch is not None and _prefix_changed(raw, self.batch.source)
-
-    def _rotation(self, path: str, raw: IO[bytes], src: SourceInfo, position: int) -> str:
-        """'renamed' (path is a new file), 'truncated' (copytruncate) or '' (nothing happened).
-
-        A truncated file that has already grown past our position is caught by its first bytes
-        no longer matching the fingerprint."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return ""  # mid-rotation: the new file is not there yet; keep reading the old one
-        cur = os.fstat(raw.fileno())
-        if (st.st_dev, st.st_ino) != (cur.st_dev, cur.st_ino):
-            return "renamed"
-        if cur.st_size < position:
-            return "truncated"
-        if _prefix_changed(raw, src):
-            return "truncated"
-        return ""
-
-    def _wait_reopen(self, path: str) -> tuple[IO[bytes], IO[bytes], SourceInfo]:
-        while not self.stopping:
-            if os.path.exists(path):
-                raw, handle, src = self._open_source(path)
-                return raw, handle, src
-            time.sleep(self.cfg.writer.poll_interval)
-        raise SourceError(f"{path}: stopped while waiting for the rotated file to reappear")
 
     # ---- streams (stdin) ---------------------------------------------------------------------
     def write_stream(self, fd: int, name: str = "<stdin>") -> None:
@@ -377,8 +254,3 @@ class Writer:
         from loglake.writer.stream import StreamReader
 
         StreamReader(self, SourceInfo("stdin", name, False)).run(fd)
-
-
-def _prefix_changed(raw: IO[bytes], src: SourceInfo) -> bool:
-    """The file's first bytes no longer match its fingerprint: truncated and rewritten in place."""
-    return bool(src.fp_len) and fingerprint(raw, src.fp_len)[0] != src.fingerprint

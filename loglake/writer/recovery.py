@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loglake.config import Config
 from loglake.fsutil import atomic_write_json, read_json, token_alive
+from loglake.writer.identity import CheckpointStore, WriterLease
 from loglake.writer.segments import BATCHES, finish_renames
 
 
@@ -26,9 +27,10 @@ class RecoveryReport:
     discarded: list[str] = field(default_factory=list)
     salvaged: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # files of committed batches found nowhere
 
     def __bool__(self) -> bool:
-        return bool(self.finished or self.discarded or self.salvaged or self.orphans)
+        return bool(self.finished or self.discarded or self.salvaged or self.orphans or self.missing)
 
 
 def _open_files(cfg: Config, batch_id: str) -> list[Path]:
@@ -98,6 +100,9 @@ def _salvage(cfg: Config, intent: dict) -> dict:
         files["_dead_letter"] = f"dead-letter/{batch_id}.jsonl"
     # A stdin batch cannot be re-read, so lines_read is what survived: rows of the widest table
     # plus dead letters. Lines still in the pipe or in memory at the kill are the documented gap.
+    # A narrower table's missing rows were excluded by its filter, so the counts still reconcile.
+    lines_read = max(rows.values(), default=0) + dead
+    filtered = {t: lines_read - dead - rows.get(t, 0) for t in (tc.name for tc in cfg.tables)}
     return {
         "id": batch_id,
         "host": cfg.host_id,
@@ -106,9 +111,9 @@ def _salvage(cfg: Config, intent: dict) -> dict:
         "end_offset": intent["start_offset"],
         "first_line": intent["start_line"],
         "last_line": intent["start_line"] - 1,
-        "lines_read": max(rows.values(), default=0) + dead,
+        "lines_read": lines_read,
         "rows": rows,
-        "filtered": {},
+        "filtered": {t: n for t, n in filtered.items() if n},
         "dead_lettered": dead,
         "files": files,
         "salvaged": True,
@@ -116,8 +121,29 @@ def _salvage(cfg: Config, intent: dict) -> dict:
     }
 
 
-def recover_spool(cfg: Config) -> RecoveryReport:
-    """Bring every batch a dead writer left behind to a committed or a never-happened state."""
+def _alive(intent: dict, lease: WriterLease | None) -> bool:
+    holder = str(intent.get("writer", ""))
+    if lease is not None and not (":" in holder and holder.split(":", 1)[0].isdigit()):
+        return lease.holder_alive(holder)
+    return token_alive(holder)  # an intent written before writer leases
+
+
+def _finish(cfg: Config, manifest: dict, store: CheckpointStore | None, report: RecoveryReport) -> None:
+    report.missing += finish_renames(cfg.data_dir, manifest, cfg.writer.fsync != "off")
+    if store is not None and not manifest.get("salvaged"):
+        store.save_source(manifest["source"], int(manifest["end_offset"]), int(manifest["last_line"]))
+    report.finished.append(manifest["id"])
+
+
+def recover_spool(
+    cfg: Config, store: CheckpointStore | None = None, lease: WriterLease | None = None
+) -> RecoveryReport:
+    """Bring every batch a dead writer left behind to a committed or a never-happened state.
+
+    Liveness is decided by the writer's lease (an flock), so writers in other pid namespaces that
+    share this data dir keep their open batches. A discarded batch's intent still says where its
+    source was being read: it becomes a checkpoint at its start, so the file is looked for after a
+    rotation even if its writer never sealed anything."""
     report = RecoveryReport()
     batches = cfg.spool_dir / BATCHES
     if not batches.is_dir():
@@ -131,21 +157,23 @@ def recover_spool(cfg: Config) -> RecoveryReport:
             continue  # being written by a live writer this instant
         batch_id = intent["id"]
         known.add(batch_id)
-        if token_alive(intent.get("writer", "")):
+        if _alive(intent, lease):
             continue  # a live writer's open batch
         manifest_path = batches / f"{batch_id}.json"
         if manifest_path.exists():
-            finish_renames(cfg.data_dir, read_json(manifest_path), durable)
-            report.finished.append(batch_id)
+            _finish(cfg, read_json(manifest_path), store, report)
         elif intent["source"].get("replayable", True):
             for p in _open_files(cfg, batch_id):
                 p.unlink()
+            if store is not None:
+                store.save_source(intent["source"], int(intent["start_offset"]), int(intent["start_line"]) - 1)
             report.discarded.append(batch_id)
         else:
             manifest = _salvage(cfg, intent)
             if manifest["lines_read"]:
                 atomic_write_json(manifest_path, manifest, durable)
-                finish_renames(cfg.data_dir, manifest, durable)
+                _finish(cfg, manifest, None, report)
+                report.finished.pop()
                 report.salvaged.append(batch_id)
             else:
                 for p in _open_files(cfg, batch_id):
@@ -159,8 +187,7 @@ def recover_spool(cfg: Config) -> RecoveryReport:
             continue
         manifest_path = batches / f"{batch_id}.json"
         if manifest_path.exists():
-            finish_renames(cfg.data_dir, read_json(manifest_path), durable)
-            report.finished.append(batch_id)
+            _finish(cfg, read_json(manifest_path), store, report)
         else:
             path.unlink()  # no intent and no manifest: never part of a batch that can commit
             report.orphans.append(batch_id)

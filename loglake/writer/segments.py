@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_json, fsync_dir, process_token
+from loglake.fsutil import atomic_write_json, fsync_dir, private_dir, process_token
 
 BATCHES = "_batches"
 _SEQ = itertools.count(1)
@@ -62,6 +62,7 @@ class DeadLetter:
     line_no: int
     reason: str
     raw: bytes
+    length: int = 0  # the whole line's length when `raw` holds only its first bytes
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Batch:
     source: SourceInfo
     start_offset: int
     start_line: int
+    writer_id: str = ""  # the WriterLease that recovery checks for liveness
     id: str = ""
     end_offset: int = 0
     end_line: int = 0
@@ -92,18 +94,18 @@ class Batch:
     _last_sync: float = field(default_factory=time.monotonic)
     _inflight: Future[None] | None = None
     _sizes: dict[str, int] = field(default_factory=dict)
+    _closed: bool = False
 
     def __post_init__(self) -> None:
         self.id = self.id or new_batch_id(self.cfg.host_id)
         self.end_offset, self.end_line = self.start_offset, self.start_line - 1
-        batches = self.cfg.spool_dir / BATCHES
-        batches.mkdir(parents=True, exist_ok=True)
+        batches = private_dir(self.cfg.spool_dir / BATCHES)
         intent = {
             "id": self.id,
             "source": self.source.as_dict(),
             "start_offset": self.start_offset,
             "start_line": self.start_line,
-            "writer": process_token(),
+            "writer": self.writer_id or process_token(),
         }
         atomic_write_json(batches / f"{self.id}.open.json", intent, durable=self.cfg.writer.fsync != "off")
 
@@ -130,9 +132,9 @@ class Batch:
     def _write_sync(self, table: str, rows: pa.Table) -> None:
         tf = self._tables.get(table)
         if tf is None:
-            folder = self.cfg.spool_dir / table
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = private_dir(self.cfg.spool_dir / table)
             path = folder / f"{self.id}.csv.open"
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before any row
             # Arrow's native file: the CSV writer's output skips Python's file layer entirely.
             handle = pa.OSFile(str(path), "wb")
             try:
@@ -152,6 +154,7 @@ class Batch:
         if not records:
             return
         out = []
+        limit = self.cfg.writer.max_line_bytes
         for r in records:
             rec: dict[str, Any] = {
                 "source": self.source.path,
@@ -160,10 +163,14 @@ class Batch:
                 "reason": r.reason,
                 "batch": self.id,
             }
+            raw = r.raw
+            if r.length > len(raw) or len(raw) > limit:  # bounded: the first max_line_bytes bytes
+                rec["length"], rec["truncated"] = max(r.length, len(raw)), True
+                raw = raw[:limit]
             try:
-                rec["line"] = r.raw.decode("utf-8")
+                rec["line"] = raw.decode("utf-8")
             except UnicodeDecodeError:
-                rec["line_b64"] = base64.b64encode(r.raw).decode("ascii")
+                rec["line_b64"] = base64.b64encode(raw).decode("ascii")
             out.append(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
         self._wait()
         self.dead_lettered += len(records)
@@ -171,8 +178,8 @@ class Batch:
 
     def _dead_sync(self, payload: bytes) -> None:
         if self._dead is None:
-            self.cfg.dead_letter_dir.mkdir(parents=True, exist_ok=True)
-            self._dead = open(self.cfg.dead_letter_dir / f"{self.id}.jsonl.open", "wb")  # noqa: SIM115
+            path = private_dir(self.cfg.dead_letter_dir) / f"{self.id}.jsonl.open"
+            self._dead = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")  # noqa: SIM115
         self._dead.write(payload)
         self._sizes["_dead_letter"] = self._dead.tell()
         self._maybe_sync()
@@ -197,6 +204,9 @@ class Batch:
             self._close_files(sync)
 
     def _close_files(self, sync: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for t in self._tables.values():
             t.writer.close()
         for h in self._handles():
@@ -230,24 +240,33 @@ class Batch:
             "sealed_at": datetime.now(UTC).isoformat(),
         }
 
-    def seal(self) -> dict[str, Any] | None:
-        """Commit the batch; returns its manifest, or None if it held no lines (nothing to commit)."""
+    def prepare(self) -> dict[str, Any] | None:
+        """Phase one: close and fsync the data files and their folders. May fail (a full disk): the
+        batch is then aborted and redone. Returns the manifest to commit, or None (no lines)."""
         durable = self.cfg.writer.fsync != "off"
         self._close(sync=durable)
-        batches = self.cfg.spool_dir / BATCHES
         if self.lines_read == 0:
-            self._remove_files()
-            (batches / f"{self.id}.open.json").unlink(missing_ok=True)
+            self.abort()
             return None
-        manifest = self.manifest()
-        atomic_write_json(batches / f"{self.id}.json", manifest, durable=durable)  # the commit point
-        finish_renames(self.cfg.data_dir, manifest, durable)
-        (batches / f"{self.id}.open.json").unlink(missing_ok=True)
-        return manifest
+        if durable:
+            for d in {p.parent for p in self._paths()}:
+                fsync_dir(d)  # the new `.open` names must exist after a power loss, as the manifest will
+        return self.manifest()
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        """Phase two: the manifest's rename is the commit point. Everything before it may fail and be
+        aborted; nothing after it aborts (recovery finishes what is left)."""
+        durable = self.cfg.writer.fsync != "off"
+        atomic_write_json(self.cfg.spool_dir / BATCHES / f"{self.id}.json", manifest, durable=durable)
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """After the commit: closed names, then the intent goes (the caller saves the checkpoint first)."""
+        finish_renames(self.cfg.data_dir, manifest, self.cfg.writer.fsync != "off")
+        (self.cfg.spool_dir / BATCHES / f"{self.id}.open.json").unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Discard everything the batch wrote (the lines will be read again)."""
-        with contextlib.suppress(OSError):  # a full disk may refuse the final flush; files go anyway
+        with contextlib.suppress(OSError, ValueError):  # a full disk may refuse the final flush
             self._close(sync=False)
         self._remove_files()
         (self.cfg.spool_dir / BATCHES / f"{self.id}.open.json").unlink(missing_ok=True)
@@ -266,15 +285,33 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def finish_renames(data_dir: Path, manifest: dict[str, Any], durable: bool = True) -> None:
-    """Rename a committed batch's `.open` files to their closed names (idempotent, used by recovery)."""
+def finish_renames(data_dir: Path, manifest: dict[str, Any], durable: bool = True) -> list[str]:
+    """Rename a committed batch's `.open` files to their closed names (idempotent, used by recovery).
+
+    Returns the files found under neither name: a committed batch must never lose one silently
+    (`loglake status` reports them too)."""
     dirs = set()
+    missing = []
     for rel in manifest["files"].values():
         final = data_dir / rel
         opened = final.with_name(final.name + ".open")
-        if opened.exists():
+        try:
             os.replace(opened, final)
             dirs.add(final.parent)
+            continue
+        except FileNotFoundError:
+            pass  # already renamed (maybe by a concurrent recovery), or retired
+        if not final.exists() and not segment_retired(data_dir, rel):
+            missing.append(rel)
     if durable:
         for d in dirs:
             fsync_dir(d)
+    return missing
+
+
+def segment_retired(data_dir: Path, rel: str) -> bool:
+    """A closed segment that rollover already moved on (to `_done/` or `_failed/`)."""
+    parts = Path(rel).parts
+    if len(parts) != 3 or parts[0] != "spool":
+        return False
+    return any((data_dir / "spool" / state / parts[1] / parts[2]).exists() for state in ("_done", "_failed"))

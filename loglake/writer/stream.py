@@ -11,9 +11,8 @@ import select
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from loglake.errors import SourceError
 from loglake.writer.lines import Chunk
-from loglake.writer.segments import SourceInfo
+from loglake.writer.segments import Batch, SourceInfo
 
 if TYPE_CHECKING:
     from loglake.writer.pipeline import Writer
@@ -23,7 +22,11 @@ class StreamReader:
     def __init__(self, writer: Writer, src: SourceInfo) -> None:
         self.w = writer
         self.src = src
+        self.batch: Batch | None = None
         self.chunks: list[Chunk] = []  # the open batch's input, for a redo
+
+    def _due(self) -> bool:
+        return self.batch is not None and self.w.due(self.batch)
 
     def run(self, fd: int) -> None:
         w = self.w
@@ -45,39 +48,41 @@ class StreamReader:
                 pending = pending[cut:]
                 self._add(chunk)
                 offset, line = chunk.end_offset, line + chunk.line_count
-            elif w._due():
+            elif self._due():
                 self._commit([], seal=lambda: True)
         if pending:  # stopped by a signal: what was received is kept
             self._add(Chunk(pending, offset, line + 1))
-        self._commit([], seal=lambda: w.batch is not None)
+        self._commit([], seal=lambda: self.batch is not None)
 
     def _add(self, chunk: Chunk) -> None:
         self.chunks.append(chunk)
-        self._commit([chunk], seal=self.w._due)
+        self._commit([chunk], seal=self._due)
 
     def _commit(self, todo: list[Chunk], seal: Callable[[], bool]) -> None:
         """Process `todo`, then seal if `seal()` says so; under disk pressure, back off and redo
         the whole open batch from the chunks kept in memory."""
-        from loglake.writer.pipeline import _Pressure
+        from loglake.writer.pipeline import PressureError, _Pressure
 
         w = self.w
         attempt = 0
         while True:
             try:
-                if todo and w.batch is None:
-                    w._open(self.src, todo[0].start_offset, todo[0].start_line - 1)
+                if todo and self.batch is None:
+                    self.batch = w.open_batch(self.src, todo[0].start_offset, todo[0].start_line - 1)
                 for c in todo:
-                    w.process(c)
+                    assert self.batch is not None
+                    w.process(self.batch, c)
                 todo = []
-                if w.batch is not None and seal():
-                    w.seal()
+                if self.batch is not None and seal():
+                    batch, self.batch = self.batch, None
+                    w.seal(batch)
                     self.chunks = []
                 return
             except _Pressure as e:
-                w.batch = None
+                self.batch = None
                 todo = list(self.chunks)
                 if w.stopping and attempt >= 3:
                     lost = sum(c.line_count for c in todo)
-                    raise SourceError(f"{self.src.path}: disk full; {lost} received lines not written") from None
-                w._backoff(attempt, str(e))
+                    raise PressureError(f"{self.src.path}: disk full; {lost} received lines not written") from None
+                w.backoff(attempt, str(e))
                 attempt += 1

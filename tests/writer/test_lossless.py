@@ -90,8 +90,10 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path: Path, data_dir: Path) -> 
 
 def test_sigterm_seals_what_was_read(tmp_path: Path, data_dir: Path) -> None:
     log = tmp_path / "access.log"
-    log.write_bytes(b"\n".join(make_lines(0, 1000)) + b"\n")
+    log.write_bytes(b"\n".join(make_lines(0, 500)) + b"\n")
     proc = _writer(["--follow", str(log)], data_dir, LOGLAKE_WRITER_POLL_INTERVAL="0.05")
+    _wait_for(lambda: _sealed_count(data_dir) == 500)  # the backlog is committed once caught up
+    _append(log, make_lines(500, 1000))
     _wait_for(lambda: len(list((data_dir / "spool" / "access_log").glob("*.csv.open"))) > 0)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

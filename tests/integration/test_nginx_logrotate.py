@@ -1,0 +1,88 @@
+"""A real nginx under load, rotated by real logrotate in each production style while `loglake write
+--follow` runs, is killed (-9) and restarts (once with a rotation while it is down): every logged
+request is in the lake exactly once (issue #7)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env, run_cli
+from tests.integration.nginx import STYLES, Load, Nginx, ids_on_disk, logrotate
+
+ENV = {
+    "LOGLAKE_WRITER_POLL_INTERVAL": "0.1",
+    "LOGLAKE_WRITER_SEGMENT_MAX_AGE": "1",
+    "LOGLAKE_WRITER_ROTATE_WAIT": "1",
+}
+
+
+def _writer(log: Path, data_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loglake", "write", "--follow", str(log)],
+        env=cli_env(data_dir, **ENV),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _lake_ids(data_dir: Path) -> list[int]:
+    roll = run_cli(["rollover"], data_dir)
+    assert roll.returncode == 0, roll.stderr
+    q = run_cli(["query", "select path from access_log", "--format", "json"], data_dir)
+    assert q.returncode == 0, q.stderr
+    return [int(r["path"].rsplit("/", 1)[1]) for r in json.loads(q.stdout)]
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    nginx = Nginx(tmp_path)
+    load = Load(nginx.port, rate=400).start()
+    state = tmp_path / "logrotate.state"
+    writer = _writer(nginx.log, data_dir)
+    try:
+        time.sleep(1.5)
+        logrotate(nginx, style, state)  # 1: writer running
+        time.sleep(1.0)
+        writer.send_signal(signal.SIGKILL)
+        writer.communicate()
+        time.sleep(0.5)
+        logrotate(nginx, style, state)  # 2: writer down
+        time.sleep(1.0)
+        writer = _writer(nginx.log, data_dir)
+        time.sleep(1.2)
+        logrotate(nginx, style, state)  # 3: writer just restarted
+        time.sleep(0.8)
+        writer.send_signal(signal.SIGKILL)  # 4: killed and restarted at once
+        writer.communicate()
+        writer = _writer(nginx.log, data_dir)
+        time.sleep(1.0)
+        logrotate(nginx, style, state)
+        time.sleep(1.5)
+    finally:
+        load.stop()
+        time.sleep(2.5)  # idle longer than rotate_wait: rotated files are finished
+        writer.send_signal(signal.SIGTERM)
+        _, err = writer.communicate(timeout=60)
+        nginx.stop()
+    assert writer.returncode == 0, err.decode()
+    on_disk = ids_on_disk(nginx.logs)
+    assert len(on_disk) == len(set(on_disk)) and len(load.ok) > 2000
+    if style != "copytruncate":
+        assert set(on_disk) == load.ok  # nginx logged every answered request into some file
+    else:  # lines written between logrotate's copy and its truncate are in no file at all
+        assert set(on_disk) <= load.ok and len(load.ok) - len(on_disk) < 0.02 * len(load.ok)
+    lake = _lake_ids(data_dir)
+    dupes = [i for i, n in collections.Counter(lake).items() if n > 1]
+    assert not dupes, f"{len(dupes)} requests twice"
+    missing = set(on_disk) - set(lake)
+    assert not missing, f"{len(missing)} of {len(on_disk)} logged requests missing"
+    assert len(lake) == len(on_disk)
