@@ -39,13 +39,15 @@ http {{
 }}
 """
 
+_USR1 = "postrotate\n        kill -USR1 $(cat {pid})\n    endscript"
+
 #: logrotate stanzas under test, as production writes them.
 STYLES = {
-    "create": "create 0644 root root\n    sharedscripts\n    postrotate\n        kill -USR1 $(cat {pid})\n    endscript",
-    "delaycompress": "compress\n    delaycompress\n    create\n    postrotate\n        kill -USR1 $(cat {pid})\n    endscript",
-    "compress": "compress\n    create\n    postrotate\n        kill -USR1 $(cat {pid})\n    endscript",
+    "create": "create 0644 root root\n    sharedscripts\n    " + _USR1,
+    "delaycompress": "compress\n    delaycompress\n    create\n    " + _USR1,
+    "compress": "compress\n    create\n    " + _USR1,
     "copytruncate": "copytruncate",
-    "dateext": "dateext\n    dateformat -%Y%m%d-%s\n    create\n    postrotate\n        kill -USR1 $(cat {pid})\n    endscript",
+    "dateext": "dateext\n    dateformat -%Y%m%d-%s\n    create\n    " + _USR1,
 }
 
 
@@ -83,7 +85,8 @@ class Nginx:
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"nginx exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                    why = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"nginx exited: {why}") from None
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start listening within 20 s")
 
