@@ -85,6 +85,10 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
             "lake_matches_manifests": rows == expected,
         }
     st["tables"] = tables
+    from loglake.writer.coverage import coverage
+
+    st["sources"] = coverage(cfg)
+    st["unread_bytes"] = sum(s["unread_bytes"] for s in st["sources"])
     st["reconciles"] = (
         all(
             written["lines_read"]
@@ -163,4 +167,20 @@ def render_status(st: dict[str, Any]) -> None:
             "-" if age is None else f"{age:,.0f}s",
         )
     console.print(table)
+    _render_sources(console, st.get("sources", []))
     console.print(f"last rollover: {st['last_rollover'] or 'never'}")
+
+
+def _render_sources(console: Console, sources: list[dict[str, Any]]) -> None:
+    """Files with bytes past their checkpoint: a writer behind, stopped, or a gap of any cause."""
+    behind = [f for s in sources for f in s["files"] if f["unread_bytes"]]
+    if not behind:
+        if sources:
+            console.print(f"sources: {len(sources)} path(s), every byte on disk is sealed")
+        return
+    table = Table(
+        "file", "size", "sealed up to", "unread bytes", title="sources with unread bytes", title_justify="left"
+    )
+    for f in behind:
+        table.add_row(f["file"], f"{f['size']:,}", f"{f['read_to']:,}", f"[yellow]{f['unread_bytes']:,}[/yellow]")
+    console.print(table)

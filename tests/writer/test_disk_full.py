@@ -57,3 +57,43 @@ def test_full_disk_pauses_then_resumes_without_loss(tmp_path: Path, small_disk: 
     assert sorted(markers(data_dir)) == list(range(n))
     assert not [p for p in data_dir.rglob("*.tmp")]
     assert os.statvfs(small_disk).f_bavail > 0
+
+
+def test_full_disk_at_the_commit_point_aborts_cleanly(tmp_path: Path, small_disk: Path) -> None:
+    """ENOSPC while the manifest is written: the batch is aborted (nothing committed, no file
+    left), the writer does not die, and the same lines commit once space is back."""
+    import pyarrow as pa
+
+    from loglake.config import load_config
+    from loglake.writer.pipeline import Writer, _Pressure
+    from loglake.writer.segments import SourceInfo
+
+    data_dir = small_disk / "data"
+    (tmp_path / "none.toml").write_text("")
+    cfg = load_config(tmp_path / "none.toml", environ={"LOGLAKE_DATA_DIR": str(data_dir), "LOGLAKE_HOST_ID": "t"})
+    w = Writer(cfg)
+    src = SourceInfo("file", str(tmp_path / "x.log"), True, 1, 2, "f" * 32, 100)
+    batch = w.open_batch(src, 0, 0)
+    batch.write("access_log", pa.table({"path": ["/a", "/b"]}))
+    batch.lines_read, batch.end_offset, batch.end_line = 2, 50, 2
+    batch._wait()
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill every last block
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with pytest.raises(_Pressure):
+        w.seal(batch)
+    assert open_files(data_dir) == [] and not list((data_dir / "spool" / "_batches").glob("*.json"))
+    filler.unlink()
+    again = w.open_batch(src, 0, 0)
+    again.write("access_log", pa.table({"path": ["/a", "/b"]}))
+    again.lines_read, again.end_offset, again.end_line = 2, 50, 2
+    manifest = w.seal(again)
+    assert manifest is not None and manifest["rows"] == {"access_log": 2}
+    assert open_files(data_dir) == []
+    w.close()
