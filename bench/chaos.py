@@ -106,25 +106,25 @@ class Rotator(threading.Thread):
 class Victim:
     """A loglake process that is SIGKILLed at random moments and started again after a pause."""
 
-    def __init__(self, args: list[str], env: dict[str, str], rng: random.Random, up: tuple[float, float]) -> None:
-        self.args, self.env, self.rng, self.up = args, env, rng, up
+    def __init__(
+        self, args: list[str], env: dict[str, str], rng: random.Random, up: tuple[float, float], log: Path
+    ) -> None:
+        self.args, self.env, self.rng, self.up, self.log = args, env, rng, up, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.kills = 0
         self.next_kill = 0.0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "loglake", *self.args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "loglake", *self.args], env=self.env, stdout=out, stderr=out, cwd=ROOT
+            )
         self.next_kill = time.monotonic() + self.rng.uniform(*self.up)
 
     def tick(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"loglake {self.args[0]} exited by itself ({self.proc.returncode})")
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"loglake {self.args[0]} exited by itself ({self.proc.returncode}):\n{tail}")
         if self.proc is not None and time.monotonic() >= self.next_kill:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
@@ -161,8 +161,8 @@ def run(trials: int, rate: float, seed: int, workdir: Path) -> dict[str, int | f
     )
     gen = Generator(log, rate, random.Random(seed + 1))
     rot = Rotator(gen, every=2.0, rng=random.Random(seed + 2))
-    writer = Victim(["write", "--follow", str(log)], env, random.Random(seed + 3), (0.8, 4.0))
-    roll = Victim(["rollover", "--watch"], env, random.Random(seed + 4), (0.8, 4.0))
+    writer = Victim(["write", "--follow", str(log)], env, random.Random(seed + 3), (0.8, 4.0), workdir / "writer.out")
+    roll = Victim(["rollover", "--watch"], env, random.Random(seed + 4), (0.8, 4.0), workdir / "rollover.out")
     started = time.monotonic()
     gen.start()
     rot.start()

@@ -8,10 +8,12 @@ the environment variable or file that holds them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import socket
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
@@ -32,6 +34,7 @@ class WriterConfig:
     log_format: str = ""  # nginx format: an nginx `log_format` string
     json_fields: dict[str, str] = field(default_factory=dict)  # column -> JSON key (json format)
     time_format: str = ""  # strptime format for json/regex `ts`; empty = ISO 8601, epoch or CLF
+    timezone: str = "UTC"  # IANA zone of json/regex times that carry no offset
     max_line_bytes: int = 65536
     segment_max_bytes: int = 128 * 1024 * 1024
     segment_max_age: float = 60.0
@@ -208,7 +211,47 @@ def _build(cls: type, data: dict[str, Any], where: str, problems: list[str], **f
     return cls(**kwargs)
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+_TABLE_KEYS = ("columns", "where", "require")
+
+
+def _env_value(var: str, value: str, problems: list[str]) -> Any:
+    """A dict-valued variable is JSON (`{"ts": "time"}`) or `key=value,key=value`."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as e:
+            problems.append(f"{var}: not a JSON object: {e.msg}")
+            return {}
+        return parsed
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, val = part.partition("=")
+        if not sep:
+            problems.append(f"{var}: expected key=value pairs or a JSON object, got {part!r}")
+            continue
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _table_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, dict[str, Any]]:
+    """`LOGLAKE_TABLES_<NAME>_<KEY>` (KEY = COLUMNS, WHERE or REQUIRE; NAME lower-cased, and may
+    hold underscores: the key is matched from the end)."""
+    out: dict[str, dict[str, Any]] = {}
+    for var, value in environ.items():
+        if not var.startswith("LOGLAKE_TABLES_"):
+            continue
+        rest = var[len("LOGLAKE_TABLES_") :]
+        key = next((k for k in _TABLE_KEYS if rest.endswith("_" + k.upper())), None)
+        name = rest[: -len(key) - 1].lower() if key else ""
+        if not key or not name:
+            problems.append(f"{var}: expected LOGLAKE_TABLES_<NAME>_<{'|'.join(k.upper() for k in _TABLE_KEYS)}>")
+            continue
+        out.setdefault(name, {})[key] = _env_value(var, value, problems) if key == "where" else value
+    return out
+
+
+def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, Any]:
     """Turn `LOGLAKE_SECTION_KEY` variables into nested dict entries, for known keys only."""
     out: dict[str, Any] = {}
     scalar_top = {"data_dir": "LOGLAKE_DATA_DIR", "host_id": "LOGLAKE_HOST_ID"}
@@ -217,10 +260,14 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             out[key] = environ[var]
     sections = {"writer": WriterConfig, "rollover": RolloverConfig, "storage": StorageConfig}
     for section, cls in sections.items():
+        hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
             var = f"LOGLAKE_{section}_{f.name}".upper()
             if var in environ:
-                out.setdefault(section, {})[f.name] = environ[var]
+                value: Any = environ[var]
+                if get_origin(hints[f.name]) is dict:
+                    value = _env_value(var, value, problems)
+                out.setdefault(section, {})[f.name] = value
     for f in dataclasses.fields(CatalogConfig):
         var = f"LOGLAKE_CATALOG_{f.name}".upper()
         if f.name != "trino" and var in environ:
@@ -230,13 +277,16 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         # The secret variables themselves are read at connect time, never copied into config.
         if var in environ and f.name not in ("password_env", "jwt_env"):
             out.setdefault("catalog", {}).setdefault("trino", {})[f.name] = environ[var]
+    tables = _table_overrides(environ, problems)
+    if tables:
+        out["tables"] = tables
     return out
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k != "json_fields":
+        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k not in ("json_fields", "where"):
             merged[k] = _merge(merged[k], v)
         else:
             merged[k] = v
@@ -263,6 +313,8 @@ def load_config(
     file = find_config_file(path, env)
     data: dict[str, Any] = {}
     problems: list[str] = []
+    if file is not None and file.is_dir():
+        raise ConfigError([f"{file}: is a directory, not a TOML file"])
     if file is not None:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -270,7 +322,10 @@ def load_config(
             raise ConfigError([f"{file}: no such file"]) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError([f"{file}: not valid TOML: {e}"]) from e
-    data = _merge(data, _env_overrides(env))
+    env_data = _env_overrides(env, problems)
+    if "tables" in env_data and "tables" not in data:
+        data["tables"] = {"access_log": {}}  # an env-defined table comes beside the default one
+    data = _merge(data, env_data)
     if overrides:
         data = _merge(data, overrides)
     tables_data = data.pop("tables", None)
@@ -328,6 +383,11 @@ def validate(cfg: Config) -> list[str]:
     for col in w.json_fields:
         if col not in FIELD_TYPES:
             p.append(f"writer.json_fields: unknown column {col!r}")
+    if w.timezone != "UTC":
+        try:
+            zoneinfo.ZoneInfo(w.timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            p.append(f"writer.timezone: {w.timezone!r} is not an IANA time zone name (e.g. 'Europe/Berlin')")
     if w.fsync not in FSYNC_POLICIES:
         p.append(f"writer.fsync: {w.fsync!r} is not one of {', '.join(FSYNC_POLICIES)}")
     for name in ("max_line_bytes", "segment_max_bytes", "read_block_bytes"):
@@ -378,6 +438,10 @@ def validate(cfg: Config) -> list[str]:
     if c.type not in ("duckdb", "trino"):
         p.append(f"catalog.type: {c.type!r} is not 'duckdb' or 'trino'")
     tr = c.trino
+    if "://" in tr.host or "/" in tr.host or ":" in tr.host.strip("[]"):
+        p.append(
+            f"catalog.trino.host: {tr.host!r} must be a bare host name; the scheme is http_scheme, the port is port"
+        )
     if tr.http_scheme not in ("http", "https"):
         p.append(f"catalog.trino.http_scheme: {tr.http_scheme!r} is not http or https")
     if tr.auth not in ("none", "basic", "jwt"):

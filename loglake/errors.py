@@ -18,6 +18,10 @@ class ConfigError(LoglakeError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
+class UsageError(LoglakeError):
+    """A bad argument or option value (exit 2, like a configuration error)."""
+
+
 class SourceError(LoglakeError):
     """A log source cannot be opened or read."""
 

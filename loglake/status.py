@@ -16,7 +16,7 @@ from rich.table import Table
 
 from loglake.config import Config
 from loglake.fsutil import read_json
-from loglake.rollover.segments import FAILED
+from loglake.rollover.segments import FAILED, stray_folders
 from loglake.storage import open_lake
 from loglake.writer.segments import BATCHES
 
@@ -40,6 +40,7 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
         "failed_segments": failed_n,
         "failed_bytes": failed_b,
         "failed": sorted(p.name for p in (spool / FAILED).glob("*/*.csv")),
+        "stray_folders": stray_folders(cfg),
     }
     pending_ids = {(p.parent.name, p.name[:-4]) for p in spool.glob("[!_]*/*.csv")}
     failed_ids = {(p.parent.name, p.name[:-4]) for p in (spool / FAILED).glob("*/*.csv")}
@@ -147,6 +148,8 @@ def render_status(st: dict[str, Any]) -> None:
     )
     for name in sp["failed"]:
         console.print(f"  [red]failed[/red] {name}")
+    for name in sp.get("stray_folders", []):
+        console.print(f"  [yellow]ignored[/yellow] spool/{name}/: not a valid table name")
     console.print(
         f"written: {w['batches']} batches, {w['lines_read']:,} lines read, rows {w['rows']}, "
         f"filtered {w['filtered']}, dead-lettered {w['dead_lettered']:,}"

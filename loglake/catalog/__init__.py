@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from loglake.catalog.base import Catalog, Partition, QueryResult
 from loglake.config import Config
-from loglake.errors import NotInstalledError
+from loglake.errors import NotInstalledError, UsageError
 
 
 def _load_duckdb(cfg: Config) -> Catalog:
@@ -34,7 +34,7 @@ def load_catalog(cfg: Config, engine: str | None = None) -> Catalog:
     """The configured catalog, or the one `engine` names (e.g. `loglake query --engine duckdb`)."""
     kind = engine or cfg.catalog.type
     if kind not in _LOADERS:
-        raise ValueError(f"unknown catalog {kind!r}; known: {', '.join(_LOADERS)}")
+        raise UsageError(f"unknown engine {kind!r}; known: {', '.join(_LOADERS)}")
     return _LOADERS[kind](cfg)
 
 

@@ -7,6 +7,7 @@ for `rollover --watch` and never breaks it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,7 +166,7 @@ class DuckDBCatalog:
             columns = [d[0] for d in cur.description] if cur.description else []
             return QueryResult(columns, cur.fetchall())
         except duckdb.Error as e:
-            raise QueryError(f"duckdb: {e}") from e
+            raise QueryError(_query_error(e)) from e
         finally:
             con.close()
 
@@ -201,3 +202,12 @@ class DuckDBCatalog:
             nulls = ", ".join(f"CAST(NULL AS {t}) AS {quote_identifier(c)}" for c, t in typed)
             body = f"SELECT {nulls}, CAST(NULL AS DATE) AS dt, CAST(NULL AS INTEGER) AS hour WHERE false"
         con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {body}")
+
+
+def _query_error(e: Exception) -> str:
+    """DuckDB's message, first line only (it adds caret diagrams), with a hint for an empty lake."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    m = re.search(r"Table with name (\S+) does not exist", first)
+    if m:
+        return f"duckdb: no table {m.group(1)} in the lake yet (tables appear after `loglake rollover`)"
+    return f"duckdb: {first}"

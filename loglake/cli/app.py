@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from loglake.config import Config, load_config
-from loglake.errors import ConfigError, LoglakeError
+from loglake.errors import ConfigError, LoglakeError, UsageError
 
 app = typer.Typer(
     name="loglake",
@@ -47,28 +47,41 @@ from loglake.cli import commands  # noqa: E402,F401  - registers the remaining c
 
 
 def main() -> None:
-    """Entry point: run the app, mapping loglake errors to messages and exit codes."""
+    """Entry point: run the app, mapping every failure to one `error:` line and an exit code.
+
+    0 ok, 1 error, 2 usage or configuration error, 3 segments failed to convert, 75 transient,
+    130 interrupted. A bug shows one line too; LOGLAKE_DEBUG=1 adds the traceback."""
+    import os
+
     try:
         app(standalone_mode=False)
-    except ConfigError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        sys.exit(2)
+    except (ConfigError, UsageError) as e:
+        _fail(str(e), 2)
     except LoglakeError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        sys.exit(75 if e.transient else 1)  # 75 = EX_TEMPFAIL: cron wrappers may retry
+        _fail(str(e), 75 if e.transient else 1)  # 75 = EX_TEMPFAIL: cron wrappers may retry
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit:
         raise
-    except typer.Abort:
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"{e.strerror or e}{where}", 1)
     except Exception as e:
-        # Usage errors (bad option values, unknown commands) carry their own exit code and message.
-        if hasattr(e, "exit_code") and hasattr(e, "show"):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        # click's (typer's) own exceptions, matched by shape: typer vendors click in a private module.
+        name = type(e).__name__
+        if name == "Abort":
+            sys.exit(130)
+        if name == "Exit":
+            sys.exit(int(getattr(e, "exit_code", 0) or 0))
+        if hasattr(e, "exit_code") and hasattr(e, "format_message"):  # usage errors
+            _fail(" ".join(str(e.format_message()).split()), int(e.exit_code))
+        if os.environ.get("LOGLAKE_DEBUG"):
+            raise
+        _fail(f"internal error: {name}: {e} (set LOGLAKE_DEBUG=1 for the traceback)", 1)
     finally:
         sys.stdout.flush()
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)

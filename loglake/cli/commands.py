@@ -190,17 +190,16 @@ def report(
             typer.echo(f"{r.name:24s} {r.description}")
         return
     _check_format(fmt)
-    cfg = config_from(config)
+    start, end = (parse_when(since) if since else None), (parse_when(until) if until else None)
     rep = load_report(name)
+    cfg = config_from(config)
     from loglake.catalog import load_catalog
     from loglake.cli.output import print_result
 
     catalog = load_catalog(cfg, engine)
     try:
         columns = set(_table_columns(catalog, "access_log"))
-        sql = render_report(
-            rep, catalog.engine, parse_when(since) if since else None, parse_when(until) if until else None, columns
-        )
+        sql = render_report(rep, catalog.engine, start, end, columns)
         if show_sql:
             typer.echo(sql)
             return
@@ -225,6 +224,8 @@ def status(
 
     from loglake.status import collect_status, render_status
 
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
     cfg = config_from(config)
     st = collect_status(cfg)
     if fmt == "json":
@@ -266,15 +267,20 @@ def catalog_repair(
 ) -> None:
     """Register partitions found on storage (Trino: system.sync_partition_metadata ADD)."""
     from loglake.catalog import load_catalog
+    from loglake.errors import UsageError
     from loglake.storage import open_lake
 
     cfg = config_from(config)
+    configured = [t.name for t in cfg.tables]
+    names = table or configured
+    unknown = [n for n in names if n not in configured]
+    if unknown:
+        raise UsageError(f"unknown table(s) {', '.join(map(repr, unknown))}; configured: {', '.join(configured)}")
     catalog = load_catalog(cfg, engine)
-    names = table or [t.name for t in cfg.tables]
     lake = open_lake(cfg)
     try:
         for name in names:
-            columns = list(cfg.table(name).columns) if name in {t.name for t in cfg.tables} else []
+            columns = list(cfg.table(name).columns)
             before = len(catalog.list_partitions(name))
             catalog.repair(name, lake, columns)
             after = len(catalog.list_partitions(name))

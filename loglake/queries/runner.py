@@ -17,7 +17,7 @@ import sqlglot
 from sqlglot import exp
 
 from loglake.catalog import Catalog, QueryResult
-from loglake.errors import QueryError
+from loglake.errors import UsageError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR = datetime(9999, 12, 31, tzinfo=UTC)
@@ -41,11 +41,11 @@ def list_reports() -> list[Report]:
 
 def load_report(name: str) -> Report:
     if not re.fullmatch(r"[a-z0-9-]+", name):
-        raise QueryError(f"no report {name!r}")
+        raise UsageError(f"no report {name!r}")
     entry = resources.files("loglake.queries") / f"{name}.sql"
     if not entry.is_file():
         known = ", ".join(r.name for r in list_reports())
-        raise QueryError(f"no report {name!r}; known: {known}")
+        raise UsageError(f"no report {name!r}; known: {known}")
     text = entry.read_text(encoding="utf-8")
     lines = text.splitlines()
     description = lines[0].lstrip("- ").strip() if lines and lines[0].startswith("--") else ""
@@ -58,22 +58,30 @@ def load_report(name: str) -> Report:
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """ISO date/time (UTC unless an offset is given) or a relative span back from now: 90m, 24h, 7d."""
+    """ISO date/time (UTC unless an offset is given) or a relative span back from now: 90m, 24h, 7d.
+
+    Bad or out-of-range input is a usage error (exit 2), whatever its shape."""
     now = now or datetime.now(UTC)
-    m = re.fullmatch(r"(\d+)([mhd])", text.strip())
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+    spec = text.strip()
+    m = re.fullmatch(r"(\d+)([mhd])", spec)
     try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as e:
-        raise QueryError(f"invalid time {text!r}: use ISO 8601 (2026-11-29T10:00) or 90m/24h/7d") from e
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        if m:
+            n, unit = int(m.group(1)), m.group(2)
+            return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+        try:
+            dt = datetime.fromisoformat(spec.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"invalid time {text!r}: use ISO 8601 (2026-11-29T10:00) or 90m/24h/7d") from None
+        dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise UsageError(f"time {text!r} is out of range (years 1 to 9999, UTC)") from None
 
 
 def _timestamp_literal(when: datetime) -> exp.Expression:
     utc = when.astimezone(UTC)
-    return exp.cast(exp.Literal.string(utc.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.build("timestamp"))
+    text = f"{utc.year:04d}-{utc:%m-%d %H:%M:%S.%f}"  # %Y does not pad years before 1000
+    return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamp"))
 
 
 def render_report(

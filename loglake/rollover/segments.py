@@ -15,6 +15,7 @@ from pathlib import Path
 
 from loglake.config import Config
 from loglake.fsutil import fsync_dir
+from loglake.schema import validate_identifier
 
 DONE = "_done"
 FAILED = "_failed"
@@ -30,13 +31,31 @@ class Segment:
         return self.path.name[: -len(".csv")]
 
 
+def stray_folders(cfg: Config) -> list[str]:
+    """Folders under `spool/` whose names cannot be table names (put there by hand): ignored by
+    rollover before any work, and listed by `loglake status`."""
+    if not cfg.spool_dir.is_dir():
+        return []
+    return sorted(
+        d.name for d in cfg.spool_dir.iterdir() if d.is_dir() and not d.name.startswith("_") and not _is_table(d.name)
+    )
+
+
+def _is_table(name: str) -> bool:
+    try:
+        validate_identifier(name, "table name")
+    except ValueError:
+        return False
+    return True
+
+
 def closed_segments(cfg: Config) -> list[Segment]:
     """Every sealed segment waiting in `spool/<table>/`, oldest first (ids sort by start time)."""
     out: list[Segment] = []
     if not cfg.spool_dir.is_dir():
         return out
     for table_dir in sorted(cfg.spool_dir.iterdir()):
-        if not table_dir.is_dir() or table_dir.name.startswith("_"):
+        if not table_dir.is_dir() or table_dir.name.startswith("_") or not _is_table(table_dir.name):
             continue
         out.extend(Segment(table_dir.name, p) for p in sorted(table_dir.glob("*.csv")))
     out.sort(key=lambda s: (s.id, s.table))

@@ -99,9 +99,9 @@ def test_report_cli_formats_and_time_window(tmp_path: Path, data_dir: Path) -> N
     assert lines[0] == "day,users,clients,requests" and len(lines) == 2 and lines[1].startswith("2015-05-18,")
     assert sum(d["requests"] for d in days) == 10000
     bad = run_cli(["report", "top-pages", "--since", "last tuesday"], data_dir)
-    assert bad.returncode == 1 and "invalid time" in bad.stderr
+    assert bad.returncode == 2 and "invalid time" in bad.stderr  # a usage error
     missing = run_cli(["report", "no-such-report"], data_dir)
-    assert missing.returncode == 1 and "known: " in missing.stderr
+    assert missing.returncode == 2 and "known: " in missing.stderr
     bad_sql = run_cli(["query", "select nope from access_log"], data_dir)
     assert bad_sql.returncode == 1 and "duckdb:" in bad_sql.stderr
 

@@ -86,12 +86,22 @@ def test_standard_combined_line_fields() -> None:
             BASE.replace("GET /index.html HTTP/1.1", r"\x16\x03\x01\x00"),
             {"method": None, "path": None, "protocol": None, "request": r"\x16\x03\x01\x00"},
         ),
-        (BASE.replace("GET /index.html HTTP/1.1", ""), {"method": None, "path": None, "request": None}),
+        # an empty request stays the empty string (as peers keep it); `-` is no request
+        (BASE.replace("GET /index.html HTTP/1.1", ""), {"method": None, "path": None, "request": ""}),
+        (BASE.replace('"GET /index.html HTTP/1.1"', '"-"'), {"method": None, "path": None, "request": None}),
         (BASE.replace("GET /index.html HTTP/1.1", "HELP"), {"method": None, "request": "HELP"}),
         # HTTP/0.9 has no protocol
         (BASE.replace("GET /index.html HTTP/1.1", "GET /old"), {"method": "GET", "path": "/old", "protocol": None}),
         # a user agent whose closing quote is missing (real: elastic sample line 8899) keeps the text
         (BASE[:-1], {"user_agent": UA}),
+        # methods are RFC 9110 tokens: `-` and digits after the first letter (SSDP, WebDAV)
+        (BASE.replace("GET /index.html", "M-SEARCH *"), {"method": "M-SEARCH", "path": "*", "protocol": "HTTP/1.1"}),
+        (BASE.replace("GET /index.html", "VERSION-CONTROL /x"), {"method": "VERSION-CONTROL", "path": "/x"}),
+        # status `-` (nginx logs it for a request it never answered) is NULL, the line is a row
+        (
+            BASE.replace("GET /index.html", "OPTIONS /remote.php/").replace(" 200 1234 ", " - 7908 "),
+            {"status": None, "bytes": 7908, "method": "OPTIONS"},
+        ),
         # status range edges
         (BASE.replace(" 200 ", " 100 "), {"status": 100}),
         (BASE.replace(" 200 ", " 599 "), {"status": 599}),

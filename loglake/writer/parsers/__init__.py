@@ -38,10 +38,10 @@ def load_parser(cfg: WriterConfig, needed: list[str]) -> Parser:
     if cfg.format in ("combined", "common"):
         return ClfParser(cfg.format, needed)
     if cfg.format == "json":
-        return JsonParser(needed, cfg.json_fields, cfg.time_format)
+        return JsonParser(needed, cfg.json_fields, cfg.time_format, cfg.timezone)
     if cfg.format == "nginx":
         pattern, clf = nginx_pattern(cfg.log_format)
         if clf is not None:  # the standard formats get the vectorized parser
             return ClfParser(clf, needed)
-        return RegexParser(pattern, needed, cfg.time_format)
-    return RegexParser(cfg.pattern, needed, cfg.time_format)
+        return RegexParser(pattern, needed, cfg.time_format, cfg.timezone)
+    return RegexParser(cfg.pattern, needed, cfg.time_format, cfg.timezone)

@@ -36,7 +36,7 @@ _STATUS_RX = {
     "common": r"^ [1-5][0-9]{2} (?:[0-9]{1,18}|-)(?: .*)?$",
 }
 _MIN_PARTS = {"combined": 7, "common": 3}
-_REQUEST_RX = r"^(?P<method>[A-Z]+) (?P<path>[^ ]+)(?: (?P<protocol>HTTP/[0-9.]+))?$"
+_REQUEST_RX = r"^(?P<method>[A-Z][A-Z0-9_-]*) (?P<path>[^ ]+)(?: (?P<protocol>HTTP/[0-9.]+))?$"
 
 _Q = r'"((?:[^"\\]|\\.)*)'  # a quoted value, escapes allowed; closing quote matched by the caller
 _SLOW = {
@@ -144,7 +144,7 @@ class ClfParser:
         if need & {"request", "method", "path", "protocol"}:
             request = _element(quoted, 1)
             if "request" in need:
-                cols["request"] = pc.if_else(pc.equal(request, ""), _STR_NULL, request)
+                cols["request"] = _dash_to_null(request)  # `""` stays an empty string
             if need & {"method", "path", "protocol"}:
                 cols.update(_split_requests(request, need))
         if self.fmt == "combined":
@@ -194,7 +194,7 @@ class ClfParser:
             "username": g[2],
             "status": g[5],
             "bytes": g[6],
-            "request": request or None,  # `""` (an empty request) is no request, as on the fast path
+            "request": request,  # `""` is an empty request (kept, as peers do); `-` is no request
         }
         if self.fmt == "combined":
             raw["referer"], raw["user_agent"] = g[7], g[8]

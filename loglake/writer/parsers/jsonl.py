@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from loglake.writer.parsers import ParseResult
-from loglake.writer.parsers.values import PARSED_TYPES, parse_each, split_request, typed_row
+from loglake.writer.parsers.values import PARSED_TYPES, parse_each, split_request, typed_row, zone
 
 _MISSING = object()
 
@@ -28,10 +28,13 @@ def _lookup(obj: dict[str, Any], dotted: str) -> Any:
 class JsonParser:
     """Maps JSON keys to columns; by default each column is read from the key of the same name."""
 
-    def __init__(self, needed: list[str], mapping: dict[str, str], time_format: str = "") -> None:
+    def __init__(
+        self, needed: list[str], mapping: dict[str, str], time_format: str = "", timezone: str = "UTC"
+    ) -> None:
         self.needed = [c for c in PARSED_TYPES if c in needed]
         self.mapping = {c: mapping.get(c, c) for c in PARSED_TYPES}
         self.time_format = time_format
+        self.tz = zone(timezone)
 
     def parse(self, lines: pa.StringArray) -> ParseResult:
         return parse_each(lines, self.parse_line, self.needed)
@@ -49,7 +52,7 @@ class JsonParser:
         for key, value in raw.items():
             if isinstance(value, (dict, list)):
                 raw[key] = json.dumps(value, separators=(",", ":"))
-        row, reason = typed_row(raw, self.time_format)
+        row, reason = typed_row(raw, self.time_format, self.tz)
         if row is None:
             return None, reason
         if row.get("request") and not any(row.get(k) for k in ("method", "path", "protocol")):

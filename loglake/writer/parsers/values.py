@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
@@ -71,8 +72,14 @@ def _iso_utc(dt: datetime) -> str | None:
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def any_time_to_iso(value: Any, fmt: str = "") -> str | None:
-    """Parse a time from JSON/regex sources: `fmt` if given, else epoch seconds/ms, ISO 8601 or CLF."""
+def zone(name: str) -> tzinfo:
+    """The zone that times without an offset are in (`writer.timezone`, validated by the config)."""
+    return UTC if name == "UTC" else ZoneInfo(name)
+
+
+def any_time_to_iso(value: Any, fmt: str = "", tz: tzinfo = UTC) -> str | None:
+    """Parse a time from JSON/regex sources: `fmt` if given, else epoch seconds/ms, ISO 8601 or CLF.
+    A time without an offset is in `tz` (`writer.timezone`, UTC by default)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -92,11 +99,16 @@ def any_time_to_iso(value: Any, fmt: str = "") -> str | None:
     except (ValueError, OverflowError, OSError):
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)  # a time without an offset is taken as UTC, as Vector does
-    return _iso_utc(dt)
+        dt = dt.replace(tzinfo=tz)
+    try:
+        return _iso_utc(dt)
+    except (OverflowError, ValueError):
+        return None  # e.g. 0001-01-01 in a zone east of UTC
 
 
-_REQUEST = re.compile(r"^([A-Z]+) (\S+)(?: (HTTP/[0-9.]+))?$")
+#: A method is an upper-case RFC 9110 token: letters first, then letters, digits, `-` or `_`
+#: (M-SEARCH, VERSION-CONTROL, MKCOL).
+_REQUEST = re.compile(r"^([A-Z][A-Z0-9_-]*) (\S+)(?: (HTTP/[0-9.]+))?$")
 
 
 def split_request(request: str) -> tuple[str | None, str | None, str | None]:
@@ -107,7 +119,7 @@ def split_request(request: str) -> tuple[str | None, str | None, str | None]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def typed_row(raw: dict[str, Any], time_format: str = "") -> tuple[dict[str, Any] | None, str]:
+def typed_row(raw: dict[str, Any], time_format: str = "", tz: tzinfo = UTC) -> tuple[dict[str, Any] | None, str]:
     """Validate and type one row of raw values; returns (row, "") or (None, reason).
 
     `-` and empty strings are missing values (the CLF convention). Validation follows issue #2:
@@ -121,7 +133,7 @@ def typed_row(raw: dict[str, Any], time_format: str = "") -> tuple[dict[str, Any
             row[key] = None
             continue
         if key == "ts":
-            iso = any_time_to_iso(value, time_format)
+            iso = any_time_to_iso(value, time_format, tz)
             if iso is None:
                 return None, f"invalid_time: {str(value)[:64]!r}"
             row[key] = iso
