@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,19 +34,22 @@ def cached_log(lines: int, seed: int = 7, rate: float = 500.0) -> Path:
 class Timing:
     wall: float
     cpu: float  # user + system of the child processes
+    rss_mb: float = 0.0  # peak resident set of the process (and the children it waited for)
 
 
 def run_timed(cmd: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> Timing:
-    """Run a command to completion; wall time and the CPU seconds it (and its children) used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run a command to completion; wall time, the CPU seconds it (and its children) used, and its
+    peak RSS (wait4 gives this child's own rusage, not the sum over every child so far)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, shell=shell, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timing(wall, cpu)
+        raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    return Timing(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def median(values: list[float]) -> float:

@@ -1,73 +1,145 @@
 """Writer throughput: `loglake write FILE` beside a mawk one-liner on the same file, same run.
 
-    python bench/writer.py [--lines 2000000] [--runs 5]
+    python bench/writer.py [--input real|generated|adversarial|all] [--lines 1500000] [--runs 3]
 
-Both extract the same fields (time, user, client, request, status, bytes, referer, user agent)
-from the same generated combined log. mawk splits naively (no CSV quoting, no validation, no
-escapes): it is the simplest thing a user could do instead, and the bar. Figures are medians of
---runs runs; "1 core" runs are pinned with taskset.
+Inputs (each at least --lines lines):
+- real: ../shared/data/real/elastic_examples_apache_logs.log repeated (the headline: real traffic,
+  mostly distinct timestamps, long user agents);
+- generated: `loglake generate` (few distinct timestamps, no escapes);
+- adversarial: the real lines mutated: 10% escaped quotes in the agent, CRLF endings, IPv6 clients,
+  host names, trailing fields, 5% probes (the crowdsec sample) and bad lines.
+mawk splits naively (no CSV quoting, no validation, no escapes): the simplest thing a user could do
+instead, and the bar. Variants run interleaved; figures are medians of --runs runs; "1 core" runs
+are pinned with taskset. "pii" adds hash(username) + truncate_ip(client_ip) + a country column.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
+from pathlib import Path
 
-from common import base_env, cached_log, fresh_dir, loglake_cmd, median, one_core, print_table, run_timed
+from common import CACHE, ROOT, base_env, cached_log, fresh_dir, loglake_cmd, median, one_core, print_table, run_timed
 
 MAWK = (
     """mawk -F'"' '{split($1,a," "); split($3,b," "); """
     """print a[4]" "a[5]","a[3]","a[1]","$2","b[1]","b[2]","$4","$6}' {src} > {dst}"""
 )
+REAL = ROOT.parent / "shared" / "data" / "real"
+PII_TOML = """
+[tables.access_log]
+columns = ["ts", "username", "client_ip", "country", "method", "path", "protocol", "status", "bytes", "referer",
+    "user_agent"]
+[tables.access_log.transforms]
+username = "hash"
+client_ip = "truncate_ip"
+"""
+
+
+def real_log(lines: int) -> Path:
+    sample = (REAL / "elastic_examples_apache_logs.log").read_bytes()
+    reps = -(-lines // sample.count(b"\n"))
+    path = CACHE / f"real-x{reps}.log"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(sample * reps)
+    return path
+
+
+def adversarial_log(lines: int, seed: int = 5) -> Path:
+    path = CACHE / f"adversarial-{lines}-{seed}.log"
+    if path.exists():
+        return path
+    rng = random.Random(seed)
+    base = (REAL / "elastic_examples_apache_logs.log").read_bytes().splitlines()
+    probes = (REAL / "crowdsec_nginx_http_malformed.log").read_bytes().splitlines()
+    out = []
+    for i in range(lines):
+        line = base[i % len(base)]
+        r = rng.random()
+        if r < 0.10 and line.endswith(b'"'):
+            line = line[:-1] + rb' \"quoted\" part"'  # an escaped quote in the agent
+        elif r < 0.15:
+            line = b"2001:db8:%x::%x" % (i % 65535, i % 251) + line[line.index(b" ") :]
+        elif r < 0.20:
+            line = b"host-%d.example.net" % (i % 997) + line[line.index(b" ") :]
+        elif r < 0.25:
+            line += b' "10.0.0.1, 10.0.0.2" 0.003'  # trailing $http_x_forwarded_for $request_time
+        elif r < 0.28:
+            line = probes[i % len(probes)]
+        elif r < 0.30:
+            line = b"garbage %d that is no log line" % i
+        out.append(line + (b"\r\n" if rng.random() < 0.1 else b"\n"))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def variants(log: Path, pii_cfg: Path) -> dict:
+    pin = one_core()
+    mawk = " ".join(pin) + " " + MAWK.replace("{src}", str(log))
+
+    def write(d: Path, cores: list[str], **env: str):
+        return run_timed([*cores, *loglake_cmd(), "write", str(log)], env=base_env(LOGLAKE_DATA_DIR=str(d), **env))
+
+    return {
+        "mawk one-liner (1 core)": lambda d: run_timed(mawk.replace("{dst}", str(d / "out.csv")), shell=True),
+        "loglake write (1 core)": lambda d: write(d, pin),
+        "loglake write, pii (1 core)": lambda d: write(d, pin, LOGLAKE_CONFIG=str(pii_cfg), LOGLAKE_PII_KEY="b" * 32),
+        "loglake write (2 cores)": lambda d: write(d, []),
+    }
+
+
+def bench(name: str, log: Path, runs: int, pii_cfg: Path) -> list[list[str]]:
+    lines = log.read_bytes().count(b"\n")
+    size = log.stat().st_size
+    vs = variants(log, pii_cfg)
+    walls: dict[str, list[float]] = {k: [] for k in vs}
+    cpus: dict[str, list[float]] = {k: [] for k in vs}
+    rss: dict[str, list[float]] = {k: [] for k in vs}
+    for i in range(runs):
+        for v, fn in vs.items():  # interleaved, so machine noise hits every variant alike
+            t = fn(fresh_dir(f"writer-{name}-{i}"))
+            walls[v].append(t.wall)
+            cpus[v].append(t.cpu)
+            rss[v].append(t.rss_mb)
+            print(f"{name} run {i + 1}/{runs} {v}: {t.wall:.2f}s wall, {t.cpu:.2f}s cpu", file=sys.stderr)
+    base = median(walls["mawk one-liner (1 core)"])
+    rows = []
+    for v in vs:
+        w, c = median(walls[v]), median(cpus[v])
+        rows.append(
+            [
+                name,
+                v,
+                f"{lines / w:,.0f}",
+                f"{size / w / 1e6:,.1f}",
+                f"{c / (lines / 1e6):.2f}",
+                f"{median(rss[v]):,.0f}",
+                f"{base / w:.2f}x",
+            ]
+        )
+    print(f"{name}: {lines:,} lines, {size / 1e6:,.0f} MB ({size / lines:.0f} B/line)", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lines", type=int, default=2_000_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--input", choices=["real", "generated", "adversarial", "all"], default="all")
+    ap.add_argument("--lines", type=int, default=1_500_000)
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    log = cached_log(args.lines)
-    size = log.stat().st_size
-    pin = one_core()
-    variants = {
-        "mawk one-liner (1 core)": lambda d: run_timed(
-            " ".join(pin) + " " + MAWK.replace("{src}", str(log)).replace("{dst}", str(d / "out.csv")), shell=True
-        ),
-        "loglake write (1 core)": lambda d: run_timed(
-            [*pin, *loglake_cmd(), "write", str(log)], env=base_env(LOGLAKE_DATA_DIR=str(d))
-        ),
-        "loglake write, fsync=off (1 core)": lambda d: run_timed(
-            [*pin, *loglake_cmd(), "write", str(log)],
-            env=base_env(LOGLAKE_DATA_DIR=str(d), LOGLAKE_WRITER_FSYNC="off"),
-        ),
-        "loglake write (2 cores)": lambda d: run_timed(
-            [*loglake_cmd(), "write", str(log)], env=base_env(LOGLAKE_DATA_DIR=str(d))
-        ),
-    }
-    walls: dict[str, list[float]] = {k: [] for k in variants}
-    cpus: dict[str, list[float]] = {k: [] for k in variants}
-    for i in range(args.runs):
-        for name, fn in variants.items():  # interleaved, so machine noise hits every variant alike
-            t = fn(fresh_dir(f"writer-{i}"))
-            walls[name].append(t.wall)
-            cpus[name].append(t.cpu)
-            print(f"run {i + 1}/{args.runs} {name}: {t.wall:.2f}s wall, {t.cpu:.2f}s cpu", file=sys.stderr)
-    base = median(walls["mawk one-liner (1 core)"])
+    pii_cfg = CACHE / "pii.toml"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pii_cfg.write_text(PII_TOML, encoding="utf-8")
+    makers = {"real": real_log, "generated": cached_log, "adversarial": adversarial_log}
+    chosen = list(makers) if args.input == "all" else [args.input]
     rows = []
-    for name in variants:
-        w, c = median(walls[name]), median(cpus[name])
-        rows.append(
-            [
-                name,
-                f"{args.lines / w:,.0f}",
-                f"{size / w / 1e6:,.1f}",
-                f"{c / (args.lines / 1e6):.2f}",
-                f"{w:.2f}",
-                f"{base / w:.2f}x",
-            ]
-        )
-    print(f"\n{args.lines:,} lines, {size / 1e6:,.0f} MB ({size / args.lines:.0f} B/line), median of {args.runs} runs")
-    print_table(["variant", "lines/s", "MB/s", "CPU s per M lines", "wall s", "vs mawk"], rows)
+    for name in chosen:
+        rows += bench(name, makers[name](args.lines), args.runs, pii_cfg)
+    print(f"\nmedian of {args.runs} runs, variants interleaved")
+    print_table(["input", "variant", "lines/s", "MB/s", "CPU s per M lines", "peak RSS MB", "vs mawk"], rows)
 
 
 if __name__ == "__main__":

@@ -47,12 +47,33 @@ class WriterConfig:
 
 @dataclass(frozen=True)
 class TableConfig:
-    """One output table: which columns, which rows (equality filter) and which columns must be set."""
+    """One output table: which columns, which rows (equality filter) and which columns must be set;
+    `transforms` protect personal data per column before anything reaches the spool."""
 
     name: str
     columns: tuple[str, ...] = DEFAULT_COLUMNS
     where: dict[str, Any] = field(default_factory=dict)
     require: tuple[str, ...] = ()
+    transforms: dict[str, Any] = field(default_factory=dict)  # column -> "hash" | {op = "redact", ...}
+
+
+@dataclass(frozen=True)
+class GeoConfig:
+    """Location from the client IP: `country` from data shipped in the iptocc wheel; with a MaxMind
+    or DB-IP `.mmdb` also city and region, and asn / as_org from an ASN database."""
+
+    mmdb: str = ""  # a City (or Country) database
+    asn_mmdb: str = ""  # an ASN database
+    cache_size: int = 100_000  # distinct IPs remembered (web logs repeat addresses)
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    """The key for `hash` and `encrypt` transforms: from an environment variable or a file only."""
+
+    key_env: str = "LOGLAKE_PII_KEY"
+    key_file: str = ""
+    encrypt_dead_letters: bool = False  # dead letters keep raw lines: encrypt them with the key
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,8 @@ class StorageConfig:
     region: str = ""
     path_style: bool = True
     profile: str = ""
+    sse: str = ""  # S3 server-side encryption: "" | "AES256" | "aws:kms"
+    sse_kms_key_id: str = ""  # with sse = "aws:kms": the key id or ARN (not a secret)
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,8 @@ class Config:
     rollover: RolloverConfig = field(default_factory=RolloverConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    geoip: GeoConfig = field(default_factory=GeoConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     source: str = "<defaults>"
 
     @property
@@ -211,7 +236,7 @@ def _build(cls: type, data: dict[str, Any], where: str, problems: list[str], **f
     return cls(**kwargs)
 
 
-_TABLE_KEYS = ("columns", "where", "require")
+_TABLE_KEYS = ("columns", "where", "require", "transforms")
 
 
 def _env_value(var: str, value: str, problems: list[str]) -> Any:
@@ -247,7 +272,8 @@ def _table_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, 
         if not key or not name:
             problems.append(f"{var}: expected LOGLAKE_TABLES_<NAME>_<{'|'.join(k.upper() for k in _TABLE_KEYS)}>")
             continue
-        out.setdefault(name, {})[key] = _env_value(var, value, problems) if key == "where" else value
+        dict_valued = key in ("where", "transforms")
+        out.setdefault(name, {})[key] = _env_value(var, value, problems) if dict_valued else value
     return out
 
 
@@ -258,7 +284,13 @@ def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, An
     for key, var in scalar_top.items():
         if var in environ:
             out[key] = environ[var]
-    sections = {"writer": WriterConfig, "rollover": RolloverConfig, "storage": StorageConfig}
+    sections = {
+        "writer": WriterConfig,
+        "rollover": RolloverConfig,
+        "storage": StorageConfig,
+        "geoip": GeoConfig,
+        "pii": PiiConfig,
+    }
     for section, cls in sections.items():
         hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -286,7 +318,7 @@ def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, An
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k not in ("json_fields", "where"):
+        if isinstance(v, dict) and isinstance(merged.get(k), dict) and k not in ("json_fields", "where", "transforms"):
             merged[k] = _merge(merged[k], v)
         else:
             merged[k] = v
@@ -350,7 +382,13 @@ def _build_tables(data: Any, problems: list[str]) -> tuple[TableConfig, ...]:
         if not isinstance(spec, dict):
             problems.append(f"tables.{name}: expected a table")
             continue
-        out.append(_build(TableConfig, spec, f"tables.{name}", problems, name=name))
+        table = _build(TableConfig, spec, f"tables.{name}", problems, name=name)
+        dropped = {
+            c for c, t in table.transforms.items() if t == "drop" or (isinstance(t, dict) and t.get("op") == "drop")
+        }
+        if dropped:  # `drop`: the column is never written (the catalog's schema follows)
+            table = dataclasses.replace(table, columns=tuple(c for c in table.columns if c not in dropped))
+        out.append(table)
     return tuple(out)
 
 
@@ -431,6 +469,17 @@ def validate(cfg: Config) -> list[str]:
         p.append("rollover.row_group_size: must be positive")
     if not 1 <= r.workers <= 64:
         p.append("rollover.workers: must be between 1 and 64")
+    from loglake.writer.geo import validate_geo
+    from loglake.writer.transforms import validate_transforms
+
+    p.extend(validate_transforms(cfg))
+    p.extend(validate_geo(cfg.geoip, {c for t in cfg.tables for c in (*t.columns, *t.where, *t.require)}))
+    if cfg.storage.sse not in ("", "AES256", "aws:kms"):
+        p.append(f"storage.sse: {cfg.storage.sse!r} is not '', 'AES256' or 'aws:kms'")
+    if cfg.storage.sse_kms_key_id and cfg.storage.sse != "aws:kms":
+        p.append("storage.sse_kms_key_id: only used with sse = 'aws:kms'")
+    if cfg.geoip.cache_size < 0:
+        p.append("geoip.cache_size: must not be negative")
     url = cfg.storage.url
     if url and not (url.startswith("s3://") or url.startswith("/") or url.startswith("file://")):
         p.append(f"storage.url: {url!r} must be an absolute path, file:// or s3:// URL")

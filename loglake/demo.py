@@ -60,7 +60,8 @@ def run_demo(cfg: Config, lines: int, input_file: Path | None) -> None:
     catalog = load_catalog(cfg)
     try:
         columns = set(catalog.query(f"SELECT * FROM {quote_identifier('access_log')} LIMIT 0").columns)
-        for report in list_reports():
+        present = set(catalog.tables())
+        for report in [r for r in list_reports() if r.table in present]:
             t = time.monotonic()
             result = catalog.query(render_report(report, catalog.engine, table_columns=columns))
             elapsed = time.monotonic() - t

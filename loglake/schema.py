@@ -29,7 +29,16 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     "host": pa.string(),
     "location": pa.string(),
     "request_time": pa.float64(),
+    # Derived from client_ip by the writer (writer/geo.py), before any transform touches the IP.
+    "country": pa.string(),
+    "city": pa.string(),
+    "region": pa.string(),
+    "asn": pa.int64(),
+    "as_org": pa.string(),
 }
+
+#: Columns the writer derives from `client_ip` rather than parses.
+GEO_COLUMNS: tuple[str, ...] = ("country", "city", "region", "asn", "as_org")
 
 #: The default table's columns (issue #2); `request`, `host`, `location` and `request_time` are opt-in.
 DEFAULT_COLUMNS: tuple[str, ...] = (

@@ -69,6 +69,11 @@ def s3_options(cfg: Config) -> dict[str, Any]:
         opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
     if st.profile:
         opts["profile"] = st.profile
+    if st.sse:  # server-side encryption at rest, on every PUT
+        extra = {"ServerSideEncryption": st.sse}
+        if st.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = st.sse_kms_key_id
+        opts["s3_additional_kwargs"] = extra
     return opts
 
 

@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+dead_letter_app = typer.Typer(help="Lines that could not become rows.", no_args_is_help=True)
+app.add_typer(dead_letter_app, name="dead-letter")
 
 err = Console(stderr=True)
 ConfigOpt = Annotated[

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, err
+from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, dead_letter_app, err
 
 if TYPE_CHECKING:
     from loglake.rollover import RolloverReport
@@ -198,7 +198,7 @@ def report(
 
     catalog = load_catalog(cfg, engine)
     try:
-        columns = set(_table_columns(catalog, "access_log"))
+        columns = set(_table_columns(catalog, rep.table))
         sql = render_report(rep, catalog.engine, start, end, columns)
         if show_sql:
             typer.echo(sql)
@@ -257,6 +257,52 @@ def generate(
 
     write_log(output, lines, seed)
     err.print(f"wrote {lines} lines to {output}")
+
+
+@app.command("reveal")
+def reveal(
+    values: Annotated[list[str], typer.Argument(help="Values an `encrypt` transform wrote (enc:...)")],
+    column: Annotated[str, typer.Option("--column", help="The column they came from (part of the cipher)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Decrypt values of an `encrypt` transform with the configured PII key (an operator's tool)."""
+    from loglake.writer.transforms import Sealer, load_key
+
+    sealer = Sealer(load_key(config_from(config).pii))
+    for v in values:
+        typer.echo(sealer.open(v, column).decode("utf-8", "backslashreplace"))
+
+
+@dead_letter_app.command("show")
+def dead_letter_show(
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many records (0: all)")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Dead-letter records as JSON lines, encrypted lines decrypted with the PII key."""
+    import json as _json
+
+    from loglake.writer.transforms import Sealer, load_key
+
+    cfg = config_from(config)
+    sealer = None
+    shown = 0
+    for path in sorted(cfg.dead_letter_dir.glob("*.jsonl")):
+        for text in path.read_text(encoding="utf-8").splitlines():
+            rec = _json.loads(text)
+            if "line_enc" in rec:
+                sealer = sealer or Sealer(load_key(cfg.pii))
+                raw = sealer.open(rec.pop("line_enc"), "_dead_letter")
+                try:
+                    rec["line"] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    import base64
+
+                    rec["line_b64"] = base64.b64encode(raw).decode("ascii")
+            typer.echo(_json.dumps(rec, ensure_ascii=False))
+            shown += 1
+            if limit and shown >= limit:
+                return
+    err.print(f"{shown} dead-letter record(s)")
 
 
 @catalog_app.command("repair")

@@ -29,6 +29,7 @@ class Report:
     description: str
     sql: str
     optional_columns: tuple[str, ...] = ()
+    table: str = "access_log"  # `-- table: NAME`: the table the report reads (and whose columns count)
 
 
 def list_reports() -> list[Report]:
@@ -50,11 +51,15 @@ def load_report(name: str) -> Report:
     lines = text.splitlines()
     description = lines[0].lstrip("- ").strip() if lines and lines[0].startswith("--") else ""
     optional: tuple[str, ...] = ()
+    table = "access_log"
     for line in lines:
         m = re.match(r"--\s*optional-columns:\s*(.+)", line)
         if m:
             optional = tuple(c.strip() for c in m.group(1).split(","))
-    return Report(name, description, text, optional)
+        m = re.match(r"--\s*table:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", line)
+        if m:
+            table = m.group(1)
+    return Report(name, description, text, optional, table)
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:

@@ -104,7 +104,8 @@ def run_rollover(
     def convert(segment: Segment) -> tuple[pa.Table, list[PartitionFile]]:
         table = read_segment(str(segment.path))
         r = cfg.rollover
-        return table, write_partitions(lake, segment.table, segment.id, table, r.compression, r.row_group_size)
+        meta = _file_metadata(cfg, segment)
+        return table, write_partitions(lake, segment.table, segment.id, table, r.compression, r.row_group_size, meta)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loglake-rollover") as pool:
@@ -136,6 +137,22 @@ def run_rollover(
             {"at": time.time(), "segments": report.segments, "rows": report.rows, "failed": report.failed},
         )
     return report
+
+
+def _file_metadata(cfg: Config, segment: Segment) -> dict[str, str]:
+    """Parquet key-value metadata from the batch's manifest: which PII key pseudonymized the file's
+    values (its id, never the key), so a key rotation is visible to every reader."""
+    from loglake.fsutil import read_json
+    from loglake.writer.segments import BATCHES
+
+    try:
+        manifest = read_json(cfg.spool_dir / BATCHES / f"{segment.id}.json")
+    except (OSError, ValueError):
+        return {}
+    return {
+        "loglake.batch": segment.id,
+        **({"loglake.pii_key_id": manifest["pii_key_id"]} if "pii_key_id" in manifest else {}),
+    }
 
 
 def _account(report: RolloverReport, segment: Segment, files: list[PartitionFile], size: int, rows: int) -> None:

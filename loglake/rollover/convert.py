@@ -86,10 +86,18 @@ def split_by_hour(table: pa.Table) -> list[tuple[Partition, pa.Table]]:
 
 
 def write_partitions(
-    lake: Lake, table_name: str, segment_id: str, table: pa.Table, compression: str, row_group_size: int
+    lake: Lake,
+    table_name: str,
+    segment_id: str,
+    table: pa.Table,
+    compression: str,
+    row_group_size: int,
+    metadata: dict[str, str] | None = None,
 ) -> list[PartitionFile]:
     """Write one Parquet file per partition, named after the segment so a rerun overwrites it."""
     files = []
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     for partition, rows in split_by_hour(table):
         sink = pa.BufferOutputStream()
         pq.write_table(

@@ -8,20 +8,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loglake.config import Config, TableConfig
-from loglake.schema import FIELD_TYPES
+from loglake.schema import FIELD_TYPES, GEO_COLUMNS
+from loglake.writer.transforms import TableTransforms
+
+
+def stored_columns(cfg: Config) -> set[str]:
+    """Every column any table stores, filters on or requires."""
+    return {c for t in cfg.tables for c in (*t.columns, *t.where, *t.require)}
 
 
 def needed_columns(cfg: Config) -> list[str]:
-    """Every column any table stores, filters on or requires: the parser extracts only these."""
-    cols = {c for t in cfg.tables for c in (*t.columns, *t.where, *t.require)}
+    """What the parser extracts: the stored columns, less those derived from the client IP (which
+    it then needs)."""
+    cols = stored_columns(cfg)
+    if cols & set(GEO_COLUMNS):
+        cols = (cols - set(GEO_COLUMNS)) | {"client_ip"}
     return [c for c in FIELD_TYPES if c in cols]
 
 
 @dataclass(frozen=True)
 class TableRouter:
-    """Applies one table's filter and projection to a parse result."""
+    """Applies one table's filter, projection and PII transforms to a parse result."""
 
     table: TableConfig
+    transforms: TableTransforms | None = None
 
     def route(self, parsed: pa.Table) -> tuple[pa.Table, int]:
         """(rows for this table, rows excluded by its filter)."""
@@ -40,4 +50,8 @@ class TableRouter:
         rows = parsed
         if mask is not None:
             rows = parsed.filter(pc.fill_null(mask, False))
-        return rows.select(list(self.table.columns)), parsed.num_rows - rows.num_rows
+        excluded = parsed.num_rows - rows.num_rows
+        rows = rows.select(list(self.table.columns))
+        if self.transforms is not None:
+            rows = self.transforms.apply(rows)
+        return rows, excluded

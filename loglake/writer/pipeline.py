@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from loglake.config import Config
 from loglake.errors import SourceError
 from loglake.fsutil import fsync_dir
-from loglake.writer.fields import TableRouter, needed_columns
+from loglake.writer.fields import TableRouter, needed_columns, stored_columns
+from loglake.writer.geo import GeoLookup
 from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease
 from loglake.writer.lines import Chunk, split_lines
 from loglake.writer.parsers import load_parser
@@ -23,6 +24,7 @@ from loglake.writer.recovery import recover_spool
 from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
 from loglake.writer.siblings import mark_history, unread_siblings
 from loglake.writer.tail import FileTail
+from loglake.writer.transforms import Sealer, TableTransforms, key_id, load_key, needs_key
 
 #: Errors that mean "the disk is full or failing": pause and retry instead of losing lines.
 _PRESSURE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
@@ -76,7 +78,12 @@ class Writer:
     def __init__(self, cfg: Config, on_bytes: Callable[[int], None] | None = None) -> None:
         self.cfg = cfg
         self.parser = load_parser(cfg.writer, needed_columns(cfg))
-        self.routers = [TableRouter(t) for t in cfg.tables]
+        self.key = load_key(cfg.pii) if needs_key(cfg) else b""
+        self.routers = [
+            TableRouter(t, TableTransforms(t.transforms, self.key) if t.transforms else None) for t in cfg.tables
+        ]
+        self.geo = GeoLookup(cfg.geoip, stored_columns(cfg))
+        self.sealer = Sealer(self.key) if cfg.pii.encrypt_dead_letters else None
         self.totals = Totals()
         self.stopping = False
         self.on_bytes = on_bytes or (lambda n: None)
@@ -107,7 +114,15 @@ class Writer:
     def open_batch(self, src: SourceInfo, offset: int, line: int) -> Batch:
         """A new batch starting after `line` lines, at byte `offset`; raises _Pressure."""
         try:
-            return Batch(self.cfg, src, offset, line + 1, writer_id=self.lease.id)
+            return Batch(
+                self.cfg,
+                src,
+                offset,
+                line + 1,
+                writer_id=self.lease.id,
+                key_id=key_id(self.key) if self.key else "",
+                sealer=self.sealer,
+            )
         except OSError as e:  # the intent file could not be written
             if _is_pressure(e):
                 raise _Pressure(str(e)) from e
@@ -137,7 +152,7 @@ class Writer:
         count = len(split.lines) + len(split.rejects)
         chunk.line_count = count  # known now; saves counting newlines in the block again
         result = self.parser.parse(split.lines)
-        parsed = result.table
+        parsed = self.geo.apply(result.table)  # from the full client IP, before any transform
         rejects = list(split.rejects)
         if split.index is not None:
             rejects += [(split.index[i].as_py(), reason) for i, reason in result.rejects]

@@ -81,6 +81,8 @@ class Batch:
     start_offset: int
     start_line: int
     writer_id: str = ""  # the WriterLease that recovery checks for liveness
+    key_id: str = ""  # names the PII key of hash/encrypt transforms (never the key)
+    sealer: Any = None  # encrypts dead-letter lines when pii.encrypt_dead_letters is on
     id: str = ""
     end_offset: int = 0
     end_line: int = 0
@@ -167,6 +169,10 @@ class Batch:
             if r.length > len(raw) or len(raw) > limit:  # bounded: the first max_line_bytes bytes
                 rec["length"], rec["truncated"] = max(r.length, len(raw)), True
                 raw = raw[:limit]
+            if self.sealer is not None:  # the raw line may hold personal data
+                rec["line_enc"] = self.sealer.seal(raw, "_dead_letter")
+                out.append(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
+                continue
             try:
                 rec["line"] = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -238,6 +244,7 @@ class Batch:
             "dead_lettered": self.dead_lettered,
             "files": files,
             "sealed_at": datetime.now(UTC).isoformat(),
+            **({"pii_key_id": self.key_id} if self.key_id else {}),
         }
 
     def prepare(self) -> dict[str, Any] | None:

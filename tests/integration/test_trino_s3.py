@@ -68,7 +68,7 @@ def test_elastic_sample_on_s3_every_report_same_on_trino_and_duckdb(trino_env, d
     trino, duck = load_catalog(cfg), load_catalog(cfg, "duckdb")
     columns = set(duck.query("SELECT * FROM access_log LIMIT 0").columns)
     assert set(trino.query("SELECT * FROM access_log LIMIT 0").columns) == columns
-    for report in list_reports():
+    for report in [r for r in list_reports() if r.table == "access_log"]:  # the tables this lake has
         t = trino.query(render_report(report, "trino", table_columns=columns))
         d = duck.query(render_report(report, "duckdb", table_columns=columns))
         assert t.columns == d.columns, report.name

@@ -1,0 +1,219 @@
+"""Per-column protection of personal data, applied in the writer before anything reaches the spool.
+
+    [tables.access_log.transforms]
+    username = "hash"                                       # HMAC-SHA256, 32 hex chars
+    client_ip = "truncate_ip"                               # /24 (IPv4), /48 (IPv6)
+    referer = "encrypt"                                     # AES-SIV: `loglake reveal` gives it back
+    path = { op = "redact", pattern = "token=[^&]*", replacement = "token=REDACTED" }
+    user_agent = "drop"                                     # never written
+
+`hash` and `encrypt` use the key named by `[pii]` (an environment variable or a file, never a
+config value or an argument). Both are deterministic, so equal values still group and join in SQL,
+and stable across hosts and restarts with the same key. The key's id (a hash of it, not the key)
+goes into every batch manifest and Parquet file, so a key rotation is visible. Work is per distinct
+value per block: web logs repeat user names and addresses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loglake.errors import ConfigError, LoglakeError, NotInstalledError
+
+if TYPE_CHECKING:
+    from loglake.config import Config, PiiConfig
+
+OPS = ("hash", "encrypt", "truncate_ip", "drop", "redact")
+_KEYED = ("hash", "encrypt")
+ENC_PREFIX = "enc:"
+
+
+def _spec(value: Any) -> dict[str, Any]:
+    return {"op": value} if isinstance(value, str) else dict(value) if isinstance(value, dict) else {"op": value}
+
+
+# ---- the key ----------------------------------------------------------------------------------
+def load_key(pii: PiiConfig, environ: dict[str, str] | None = None) -> bytes:
+    """The PII key's bytes, from `key_file` if set, else the variable `key_env`."""
+    env = os.environ if environ is None else environ
+    if pii.key_file:
+        try:
+            key = open(pii.key_file, "rb").read().strip()  # noqa: SIM115
+        except OSError as e:
+            raise ConfigError([f"pii.key_file: cannot read {pii.key_file!r}: {e.strerror}"]) from e
+    else:
+        key = env.get(pii.key_env, "").encode()
+    if len(key) < 16:
+        where = f"file {pii.key_file!r}" if pii.key_file else f"environment variable {pii.key_env}"
+        raise ConfigError([f"pii: the key ({where}) is unset or shorter than 16 bytes"])
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it: recorded in manifests and Parquet metadata."""
+    return hashlib.sha256(b"loglake key id\0" + key).hexdigest()[:12]
+
+
+def _subkey(key: bytes, purpose: bytes, size: int) -> bytes:
+    return hashlib.sha512(b"loglake " + purpose + b"\0" + key).digest()[:size]
+
+
+class Sealer:
+    """Deterministic authenticated encryption (AES-SIV), the column name as associated data."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+        except ImportError as e:
+            raise NotInstalledError("encrypt needs the cryptography package: pip install cryptography") from e
+        self._siv = AESSIV(_subkey(key, b"encrypt", 64))
+
+    def seal(self, data: bytes, column: str) -> str:
+        token = self._siv.encrypt(data, [column.encode()])
+        return ENC_PREFIX + base64.urlsafe_b64encode(token).rstrip(b"=").decode()
+
+    def open(self, value: str, column: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        if not value.startswith(ENC_PREFIX):
+            raise LoglakeError(f"{value[:40]!r} is not a value loglake encrypted (no {ENC_PREFIX!r} prefix)")
+        raw = value[len(ENC_PREFIX) :]
+        try:
+            token = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            return self._siv.decrypt(token, [column.encode()])
+        except (InvalidTag, ValueError) as e:
+            raise LoglakeError(f"cannot decrypt {value[:40]!r}: wrong key, wrong column, or damaged value") from e
+
+
+# ---- the transforms ---------------------------------------------------------------------------
+@dataclass
+class ColumnTransform:
+    column: str
+    op: str
+    params: dict[str, Any]
+    key: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.op == "hash":
+            self._mac_key = _subkey(self.key, b"hash", 32)
+        elif self.op == "encrypt":
+            self._sealer = Sealer(self.key)
+        elif self.op == "truncate_ip":
+            self._v4 = int(self.params.get("ipv4_prefix", 24))
+            self._v6 = int(self.params.get("ipv6_prefix", 48))
+
+    def apply(self, arr: pa.Array) -> pa.Array:
+        if self.op == "redact":
+            return pc.replace_substring_regex(arr, self.params["pattern"], str(self.params.get("replacement", "")))
+        encoded = pc.dictionary_encode(arr)
+        values = [None if v is None else self._one(v) for v in encoded.dictionary.to_pylist()]
+        return pa.array(values, pa.string()).take(encoded.indices)
+
+    def _one(self, value: str) -> str | None:
+        if self.op == "hash":
+            return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        if self.op == "encrypt":
+            return self._sealer.seal(value.encode(), self.column)
+        try:  # truncate_ip: a host name cannot be truncated, and may identify: NULL
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            return None
+        prefix = self._v4 if ip.version == 4 else self._v6
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+class TableTransforms:
+    """The transforms of one table, applied to the rows routed to it."""
+
+    def __init__(self, spec: dict[str, Any], key: bytes) -> None:
+        self.items = []
+        for column, value in spec.items():
+            s = _spec(value)
+            if s["op"] != "drop":  # dropped columns never reach the table (config.py)
+                self.items.append(ColumnTransform(column, s["op"], s, key if s["op"] in _KEYED else b""))
+
+    def apply(self, rows: pa.Table) -> pa.Table:
+        for t in self.items:
+            if t.column in rows.column_names and rows.num_rows:
+                i = rows.schema.get_field_index(t.column)
+                rows = rows.set_column(i, t.column, t.apply(rows[t.column].combine_chunks()))
+        return rows
+
+
+def needs_key(cfg: Config) -> bool:
+    keyed = any(_spec(v)["op"] in _KEYED for t in cfg.tables for v in t.transforms.values())
+    return keyed or cfg.pii.encrypt_dead_letters
+
+
+def validate_transforms(cfg: Config, environ: dict[str, str] | None = None) -> list[str]:
+    """Every problem with the transforms at once: unknown ops, bad parameters, columns a table
+    lacks, a missing key, or `encrypt` without its package."""
+    p: list[str] = []
+    for t in cfg.tables:
+        for column, value in t.transforms.items():
+            where = f"tables.{t.name}.transforms.{column}"
+            s = _spec(value)
+            op = s.get("op")
+            if op not in OPS:
+                p.append(f"{where}: unknown transform {op!r} (known: {', '.join(OPS)})")
+                continue
+            if op != "drop" and column not in t.columns:
+                p.append(f"{where}: the table has no column {column!r}")
+            extra = set(s) - {"op", *_PARAMS[op]}
+            if extra:
+                p.append(f"{where}: unknown parameter(s) {', '.join(sorted(extra))} for {op}")
+            p.extend(f"{where}: {m}" for m in _check_params(op, s))
+    if needs_key(cfg):
+        try:
+            load_key(cfg.pii, environ)
+        except ConfigError as e:
+            p.extend(e.problems)
+        if _uses(cfg, "encrypt") or cfg.pii.encrypt_dead_letters:
+            try:
+                import cryptography  # noqa: F401
+            except ImportError:
+                p.append("pii: encrypt needs the cryptography package (pip install cryptography)")
+    return p
+
+
+_PARAMS = {
+    "hash": (),
+    "encrypt": (),
+    "drop": (),
+    "truncate_ip": ("ipv4_prefix", "ipv6_prefix"),
+    "redact": ("pattern", "replacement"),
+}
+
+
+def _uses(cfg: Config, op: str) -> bool:
+    return any(_spec(v)["op"] == op for t in cfg.tables for v in t.transforms.values())
+
+
+def _check_params(op: str, s: dict[str, Any]) -> list[str]:
+    out = []
+    if op == "truncate_ip":
+        for name, top in (("ipv4_prefix", 32), ("ipv6_prefix", 128)):
+            v = s.get(name, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
+                out.append(f"{name} must be an integer from 0 to {top}")
+    if op == "redact":
+        pattern = s.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            out.append("redact needs a pattern (an RE2 regular expression)")
+        else:
+            try:
+                pc.replace_substring_regex(pa.array([""]), pattern, "")
+            except pa.ArrowInvalid as e:
+                out.append(f"pattern does not compile: {e}")
+        if not isinstance(s.get("replacement", ""), str):
+            out.append("replacement must be a string")
+    return out
