@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from loglake.rollover import RolloverReport
 
 
+MetricsOpt = Annotated[
+    int | None, typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT")
+]
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port:
+        from loglake import metrics
+
+        metrics.serve(port)
+
+
 def _progress(total: int | None) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -33,6 +45,7 @@ def _progress(total: int | None) -> Progress:
 def write(
     files: Annotated[list[str] | None, typer.Argument(help="Log files (gzip too); '-' or none: stdin")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail the file across rotations")] = False,
+    metrics_port: MetricsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Parse access logs into crash-safe CSV segments under spool/, bad lines to dead-letter/."""
@@ -43,6 +56,7 @@ def write(
     if follow and (len(files) != 1 or files[0] == "-"):
         raise typer.BadParameter("--follow takes exactly one file")
     sizes = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
+    _serve_metrics(metrics_port)
     started = time.monotonic()
     with _progress(sizes) as progress:
         task = progress.add_task("write", total=sizes or None)
@@ -95,14 +109,17 @@ def _check_format(fmt: str) -> None:
 @app.command("rollover")
 def rollover(
     watch: Annotated[bool, typer.Option("--watch", help="Keep converting as segments close")] = False,
-    interval: Annotated[float | None, typer.Option(help="Seconds between passes with --watch")] = None,
+    interval: Annotated[float | None, typer.Option(min=0.0, help="Seconds between passes with --watch")] = None,
+    metrics_port: MetricsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Convert closed segments to Hive-partitioned Parquet and register the partitions."""
+    from loglake import metrics
     from loglake.rollover import run_rollover
     from loglake.rollover.segments import closed_segments
 
     cfg = config_from(config)
+    _serve_metrics(metrics_port)
     stop = {"now": False}
     if watch:
         import signal
@@ -117,6 +134,7 @@ def rollover(
             task = progress.add_task("rollover", total=total or None)
             report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
         passes += 1
+        metrics.observe_rollover(report.segments, closed_segments(cfg))
         totals = (totals[0] + report.segments, totals[1] + report.rows, totals[2] + len(report.failed))
         if not watch or report.segments or report.failed:  # idle --watch passes stay quiet
             _print_rollover(report)
@@ -257,6 +275,89 @@ def generate(
 
     write_log(output, lines, seed)
     err.print(f"wrote {lines} lines to {output}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8514,
+    tls_cert: Annotated[Path | None, typer.Option(help="Certificate file (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Private key file (PEM)")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="Require client certificates from this CA")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="Bearer tokens, one a line (or LOGLAKE_SERVE_TOKENS)")] = None,
+    commit_interval: Annotated[float, typer.Option(min=0.0, help="Seconds requests gather per fsync")] = 0.01,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (413 above)")] = 16 << 20,
+    allow_plain_http: Annotated[bool, typer.Option(help="Serve without TLS on a non-loopback address")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Receive logs over HTTP(S): POST /v1/logs, answered 202 once the lines are durably spooled."""
+    import ipaddress
+
+    from loglake.errors import UsageError
+    from loglake.ingest.receiver import Receiver
+    from loglake.ingest.server import Limits, ServeOptions, load_tokens, run_server
+
+    if bool(tls_cert) != bool(tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if tls_client_ca and not tls_cert:
+        raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not tls_cert and not loopback and not allow_plain_http:
+        raise UsageError(f"serving on {host} without TLS sends logs and tokens in the clear: give --tls-cert/--tls-key")
+    for f in (tls_cert, tls_key, tls_client_ca):
+        if f and not f.is_file():
+            raise UsageError(f"{f}: no such file")
+    tokens = load_tokens(str(token_file) if token_file else None, dict(os.environ))
+    cfg = config_from(config)
+    receiver = Receiver(cfg, commit_interval=commit_interval)
+    opts = ServeOptions(host, port, str(tls_cert or ""), str(tls_key or ""), str(tls_client_ca or ""), commit_interval)
+    scheme = "https" if tls_cert else "http"
+    err.print(f"loglake serve: {scheme}://{host}:{port}/v1/logs ({len(tokens)} token(s)); SIGTERM stops")
+    try:
+        run_server(receiver, tokens, opts, Limits(max_body_bytes, max(max_body_bytes, 64 << 20)))
+    finally:
+        receiver.close()
+    t = receiver.w.totals
+    err.print(
+        f"loglake serve: stopped; {receiver.commits} commit(s), {t.batches} batch(es), lines {t.lines_read}, "
+        f"dead-lettered {t.dead_lettered}"
+    )
+
+
+@app.command("send")
+def send(
+    files: Annotated[list[str], typer.Argument(help="Log files to send")],
+    url: Annotated[str, typer.Option(help="A loglake serve endpoint, e.g. https://logs:8514/v1/logs")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail the file across rotations")] = False,
+    token_file: Annotated[Path | None, typer.Option(help="Bearer token file (or LOGLAKE_SEND_TOKEN)")] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="CA bundle that signed the server's certificate")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Read files like `write` (checkpoints, rotations) and POST them to `loglake serve`, exactly once."""
+    from loglake.errors import UsageError
+    from loglake.ingest.send import Sender, token_from
+
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(f"--url {url!r} must be an http(s) URL")
+    if follow and len(files) != 1:
+        raise typer.BadParameter("--follow takes exactly one file")
+    token = token_from(str(token_file) if token_file else None)
+    sender = Sender(config_from(config), url, token, str(ca_file) if ca_file else None)
+    started = time.monotonic()
+    try:
+        with sender.signals():
+            for f in files:
+                if sender.stopping:
+                    break
+                sender.write_file(f, follow=follow)
+    finally:
+        sender.close()
+    err.print(
+        f"send: {sender.sent} lines in {sender.totals.batches} batch(es) to {url}, {time.monotonic() - started:.2f}s"
+    )
 
 
 @app.command("reveal")

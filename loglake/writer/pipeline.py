@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from loglake import metrics
 from loglake.config import Config
 from loglake.errors import SourceError
 from loglake.fsutil import fsync_dir
@@ -19,7 +20,7 @@ from loglake.writer.fields import TableRouter, needed_columns, stored_columns
 from loglake.writer.geo import GeoLookup
 from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease
 from loglake.writer.lines import Chunk, split_lines
-from loglake.writer.parsers import load_parser
+from loglake.writer.parsers import Parser, load_parser
 from loglake.writer.recovery import recover_spool
 from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
 from loglake.writer.siblings import mark_history, unread_siblings
@@ -72,6 +73,14 @@ def _is_pressure(e: OSError) -> bool:
     return e.errno in _PRESSURE_ERRNOS
 
 
+def _counting(on_bytes: Callable[[int], None]) -> Callable[[int], None]:
+    def count(n: int) -> None:
+        metrics.BYTES.inc(n)
+        on_bytes(n)
+
+    return count
+
+
 class Writer:
     """Runs sources through the pipeline; one instance per `loglake write` process."""
 
@@ -86,7 +95,7 @@ class Writer:
         self.sealer = Sealer(self.key) if cfg.pii.encrypt_dead_letters else None
         self.totals = Totals()
         self.stopping = False
-        self.on_bytes = on_bytes or (lambda n: None)
+        self.on_bytes = _counting(on_bytes or (lambda n: None))
         self.lease = WriterLease(cfg)
         self.checkpoints = CheckpointStore(cfg)
         self.paths = PathRegistry(cfg)
@@ -128,10 +137,14 @@ class Writer:
                 raise _Pressure(str(e)) from e
             raise
 
-    def process(self, batch: Batch, chunk: Chunk) -> None:
-        """Parse one chunk into `batch`; under disk pressure the batch is aborted and _Pressure raised."""
+    def process(
+        self, batch: Batch, chunk: Chunk, parser: Parser | None = None, routers: list[TableRouter] | None = None
+    ) -> list[tuple[int, str]]:
+        """Parse one chunk into `batch` (with `parser`, default the configured one); returns the
+        rejected lines as (index in chunk, reason). Under disk pressure the batch is aborted and
+        _Pressure raised."""
         try:
-            self._process(batch, chunk)
+            return self._process(batch, chunk, parser or self.parser, self.routers if routers is None else routers)
         except OSError as e:
             if _is_pressure(e):
                 batch.abort()
@@ -147,11 +160,11 @@ class Writer:
                 raise _Pressure(str(e)) from e
             raise
 
-    def _process(self, batch: Batch, chunk: Chunk) -> None:
+    def _process(self, batch: Batch, chunk: Chunk, parser: Parser, routers: list[TableRouter]) -> list[tuple[int, str]]:
         split = split_lines(chunk, self.cfg.writer.max_line_bytes)
         count = len(split.lines) + len(split.rejects)
         chunk.line_count = count  # known now; saves counting newlines in the block again
-        result = self.parser.parse(split.lines)
+        result = parser.parse(split.lines)
         parsed = self.geo.apply(result.table)  # from the full client IP, before any transform
         rejects = list(split.rejects)
         if split.index is not None:
@@ -162,7 +175,7 @@ class Writer:
                 )
         else:
             rejects += result.rejects
-        for router in self.routers:
+        for router in routers:
             rows, excluded = router.route(parsed)
             if rows.num_rows:
                 batch.write(router.table.name, rows)
@@ -179,6 +192,7 @@ class Writer:
         batch.lines_read += count
         batch.end_offset = chunk.end_offset
         batch.end_line = chunk.start_line + count - 1
+        return rejects
 
     def seal(self, batch: Batch) -> dict[str, Any] | None:
         """Two phases: prepare (may fail: aborted, _Pressure) then commit; after the commit point
@@ -194,6 +208,7 @@ class Writer:
                 raise _Pressure(str(e)) from e
             raise
         self.totals.add(manifest)
+        metrics.observe_manifest(manifest)
         self._after_commit(batch, manifest)
         return manifest
 
@@ -218,6 +233,7 @@ class Writer:
         return batch.lines_read > 0 and (batch.size() >= w.segment_max_bytes or batch.age >= w.segment_max_age)
 
     def backoff(self, attempt: int, err: str) -> None:
+        metrics.BACKOFFS.inc()
         delay = min(30.0, 0.5 * 2**attempt)
         print(f"loglake write: disk refused a write ({err}); retrying in {delay:.1f}s", flush=True)
         end = time.monotonic() + delay

@@ -162,7 +162,9 @@ def recover_spool(
         manifest_path = batches / f"{batch_id}.json"
         if manifest_path.exists():
             _finish(cfg, read_json(manifest_path), store, report)
-        elif intent["source"].get("replayable", True):
+        elif intent["source"].get("replayable", True) or intent["source"].get("kind") == "http":
+            # A file is read again from its checkpoint; an HTTP batch was never acknowledged (202
+            # comes after the seal), so its client sends it again: keeping it would double it.
             for p in _open_files(cfg, batch_id):
                 p.unlink()
             if store is not None:

@@ -42,7 +42,7 @@ def new_batch_id(host_id: str) -> str:
 class SourceInfo:
     """Where a batch's lines came from; `replayable` sources can be re-read after a crash."""
 
-    kind: str  # file | gzip | stdin
+    kind: str  # file | gzip | stdin | http | handler
     path: str
     replayable: bool
     dev: int = 0
@@ -90,6 +90,8 @@ class Batch:
     rows: dict[str, int] = field(default_factory=dict)
     filtered: dict[str, int] = field(default_factory=dict)
     dead_lettered: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # dead letters by reason (metrics)
+    extra: dict[str, Any] = field(default_factory=dict)  # more manifest fields (HTTP idempotency keys)
     created: float = field(default_factory=time.monotonic)
     _tables: dict[str, _TableFile] = field(default_factory=dict)
     _dead: IO[bytes] | None = None
@@ -180,6 +182,9 @@ class Batch:
             out.append(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
         self._wait()
         self.dead_lettered += len(records)
+        for r in records:
+            reason = r.reason.split(":", 1)[0]
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
         self._inflight = _EXECUTOR.submit(self._dead_sync, b"".join(out))
 
     def _dead_sync(self, payload: bytes) -> None:
@@ -244,7 +249,9 @@ class Batch:
             "dead_lettered": self.dead_lettered,
             "files": files,
             "sealed_at": datetime.now(UTC).isoformat(),
+            "dead_letter_reasons": self.reasons,
             **({"pii_key_id": self.key_id} if self.key_id else {}),
+            **self.extra,
         }
 
     def prepare(self) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""Logs that don't live in files: `loglake serve` (HTTP), `loglake send`, and `LoglakeHandler`."""
