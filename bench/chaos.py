@@ -210,7 +210,7 @@ def run(trials: int, rate: float, seed: int, workdir: Path) -> dict[str, int | f
     }
 
 
-def _wait_until_read(env: dict[str, str], timeout: float = 120) -> str:
+def _wait_until_read(env: dict[str, str], timeout: float = 300) -> str:
     """'' once every byte on disk is sealed; else what `status` still lists as unread."""
     deadline = time.monotonic() + timeout
     behind = "status failed"

@@ -17,5 +17,12 @@ def test_chaos_short_run_loses_and_doubles_nothing() -> None:
         timeout=400,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| lost           | 0 |" in proc.stdout and "| duplicated     | 0 |" in proc.stdout
+    table = {
+        cells[0]: cells[1]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and len(cells := [c.strip() for c in line.strip("|").split("|")]) == 2
+    }
+    assert table["lost"] == "0" and table["duplicated"] == "0" and table["unread at the end"] == "none"
+    assert int(table["lines in"].replace(",", "")) == int(table["rows in lake"].replace(",", "")) > 1000
+    assert int(table["writer kills"]) >= 6 and int(table["rollover kills"]) >= 6
     assert "every line exactly once" in proc.stdout

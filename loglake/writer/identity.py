@@ -106,10 +106,21 @@ class CheckpointStore:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.dir = private_dir(cfg.state_dir / "checkpoints")
+        self._cache: tuple[int, list[Checkpoint]] | None = None
         if not (self.dir / _MARKER).exists():
             self._rebuild_from_manifests()
 
     def _records(self) -> list[Checkpoint]:
+        """All records, read again only when the folder changed (every save is a rename into it, so
+        its mtime moves): a restart beside hundreds of rotated files reads them once, not per file."""
+        stamp = os.stat(self.dir).st_mtime_ns
+        if self._cache is not None and self._cache[0] == stamp:
+            return self._cache[1]
+        records = self._read_records()
+        self._cache = (stamp, records)
+        return records
+
+    def _read_records(self) -> list[Checkpoint]:
         out = []
         for entry in os.scandir(self.dir):
             if not entry.name.endswith(".json") or entry.name.startswith("."):
@@ -161,6 +172,7 @@ class CheckpointStore:
             "updated": time.time(),
         }
         atomic_write_json(path, data, durable=self.cfg.writer.fsync != "off")
+        self._cache = None
 
     def save_source(self, source: dict[str, Any], offset: int, line: int) -> None:
         """`save` for a source as recorded in a manifest or intent."""

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import os
 import re
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -55,8 +56,13 @@ def has_bytes_past(path: str, offset: int) -> bool:
     """Whether the content of `path` is longer than `offset` (decompressing a gzip as far as needed)."""
     raw, handle, kind = open_content(path)
     try:
+        size = os.fstat(raw.fileno()).st_size
         if kind == "file":
-            return os.fstat(raw.fileno()).st_size > offset
+            return size > offset
+        # A rotated .gz is finished: its trailer holds the content length mod 2^32. Equal means read
+        # to its end (decompressing to the checkpoint on every restart would cost more each day).
+        if size >= 18 and struct.unpack("<I", os.pread(raw.fileno(), 4, size - 4))[0] == offset % 2**32:
+            return False
         handle.seek(offset)
         return bool(handle.read(1))
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
