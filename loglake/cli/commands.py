@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, dead_letter_app, err
 
 if TYPE_CHECKING:
+    from loglake.config import Config
     from loglake.rollover import RolloverReport
 
 
@@ -114,18 +116,30 @@ def rollover(
     config: ConfigOpt = None,
 ) -> None:
     """Convert closed segments to Hive-partitioned Parquet and register the partitions."""
-    from loglake import metrics
-    from loglake.rollover import run_rollover
-    from loglake.rollover.segments import closed_segments
+    from loglake.lifecycle import on_stop_signals
 
     cfg = config_from(config)
     _serve_metrics(metrics_port)
     stop = {"now": False}
+    with on_stop_signals(lambda signum: stop.__setitem__("now", True)) if watch else contextlib.nullcontext():
+        report, passes, totals = _rollover_passes(cfg, watch, interval, stop)
     if watch:
-        import signal
+        err.print(
+            f"rollover --watch: stopped after {passes} pass(es): {totals[0]} segment(s), {totals[1]} rows, "
+            f"{totals[2]} failed"
+        )
+    if report.failed and not watch:
+        raise typer.Exit(3)
 
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, lambda *_: stop.__setitem__("now", True))
+
+def _rollover_passes(
+    cfg: Config, watch: bool, interval: float | None, stop: dict[str, bool]
+) -> tuple[RolloverReport, int, tuple[int, int, int]]:
+    """One pass, or passes until `stop` with --watch; the last report and the totals."""
+    from loglake import metrics
+    from loglake.rollover import run_rollover
+    from loglake.rollover.segments import closed_segments
+
     passes, totals = 0, (0, 0, 0)
     while True:
         pending = closed_segments(cfg)
@@ -145,13 +159,7 @@ def rollover(
             time.sleep(0.2)
         if stop["now"]:
             break
-    if watch:
-        err.print(
-            f"rollover --watch: stopped after {passes} pass(es): {totals[0]} segment(s), {totals[1]} rows, "
-            f"{totals[2]} failed"
-        )
-    if report.failed and not watch:
-        raise typer.Exit(3)
+    return report, passes, totals
 
 
 def _print_rollover(report: RolloverReport) -> None:

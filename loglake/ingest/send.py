@@ -60,6 +60,8 @@ class RemoteBatch:
 
 
 class Sender(Writer):
+    refused = "loglake send: the server did not take a batch"
+
     def __init__(self, cfg: Config, url: str, token: str, ca_file: str | None = None, max_batch_bytes: int = 4 << 20):
         super().__init__(cfg)
         self.url, self.token = url, token
@@ -104,13 +106,6 @@ class Sender(Writer):
         self.totals.lines_read += batch.lines_read
         self.totals.batches += 1
         return answer
-
-    def backoff(self, attempt: int, err: str) -> None:
-        delay = min(30.0, 0.5 * 2**attempt)
-        print(f"loglake send: {err}; retrying in {delay:.1f}s", flush=True)
-        end = time.monotonic() + delay
-        while time.monotonic() < end and not self.stopping:
-            time.sleep(0.1)
 
     def _post(self, body: bytes, key: str) -> dict[str, Any]:
         req = urllib.request.Request(

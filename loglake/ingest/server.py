@@ -194,27 +194,20 @@ def run_server(receiver: Receiver, tokens: list[str], opts: ServeOptions, limits
 
 
 def _server_class() -> type:
-    import contextlib
-    import signal
-
     import uvicorn
+
+    from loglake.lifecycle import on_stop_signals
 
     class GracefulServer(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its graceful shutdown, which would end the process
         before the receiver seals what is queued: take the signals here instead."""
 
-        @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[no-untyped-def]
-            def handle(signum: int, frame: object) -> None:
+            def handle(signum: int) -> None:
                 self.force_exit = self.should_exit  # a second signal: stop waiting for requests
                 self.should_exit = True
 
-            old = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-            try:
-                yield
-            finally:
-                for s, h in old.items():
-                    signal.signal(s, h)
+            return on_stop_signals(handle)
 
     return GracefulServer
 

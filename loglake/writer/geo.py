@@ -53,10 +53,12 @@ class GeoLookup:
 
     @staticmethod
     def _country_only(distinct: list[str | None]) -> list[dict[str, Any]]:
+        """One batch call. The RIRs allocate no special-purpose range (private, loopback,
+        link-local, documentation, CGNAT, multicast) to a country, so iptocc answers None for
+        them by itself: no per-address check is needed here (tests/writer/test_pii.py)."""
         from iptocc import country_code
 
-        ips = [ip if ip and _public(ip) else "" for ip in distinct]
-        return [{"country": cc} if ip else {} for ip, cc in zip(ips, country_code(ips), strict=True)]
+        return [{"country": cc} for cc in country_code([ip or "" for ip in distinct])]
 
     def _mmdb(self, distinct: list[str | None]) -> list[dict[str, Any]]:
         out = []

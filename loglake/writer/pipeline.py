@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import errno
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from loglake import metrics
 from loglake.config import Config
 from loglake.errors import SourceError
 from loglake.fsutil import fsync_dir
+from loglake.lifecycle import on_stop_signals
 from loglake.writer.fields import TableRouter, needed_columns, stored_columns
 from loglake.writer.geo import GeoLookup
 from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease
@@ -105,19 +105,9 @@ class Writer:
         self.lease.release()
 
     # ---- lifecycle -------------------------------------------------------------------------
-    @contextmanager
-    def signals(self) -> Iterator[None]:
+    def signals(self) -> AbstractContextManager[None]:
         """SIGTERM/SIGINT stop reading at the next block boundary, then open batches are sealed."""
-
-        def handler(signum: int, frame: object) -> None:
-            self.stopping = True
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+        return on_stop_signals(lambda signum: setattr(self, "stopping", True))
 
     # ---- batches ---------------------------------------------------------------------------
     def open_batch(self, src: SourceInfo, offset: int, line: int) -> Batch:
@@ -232,10 +222,13 @@ class Writer:
         w = self.cfg.writer
         return batch.lines_read > 0 and (batch.size() >= w.segment_max_bytes or batch.age >= w.segment_max_age)
 
+    #: How `backoff` names what was refused (the Sender's is a server, not the disk).
+    refused = "loglake write: disk refused a write"
+
     def backoff(self, attempt: int, err: str) -> None:
         metrics.BACKOFFS.inc()
         delay = min(30.0, 0.5 * 2**attempt)
-        print(f"loglake write: disk refused a write ({err}); retrying in {delay:.1f}s", flush=True)
+        print(f"{self.refused} ({err}); retrying in {delay:.1f}s", flush=True)
         end = time.monotonic() + delay
         while time.monotonic() < end and not self.stopping:
             time.sleep(0.1)

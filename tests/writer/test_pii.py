@@ -204,3 +204,16 @@ def test_city_region_and_asn_from_a_user_mmdb(tmp_path: Path, data_dir: Path) ->
     missing.write_text('[tables.access_log]\ncolumns = ["ts", "city"]\n')
     bad = run_cli(["check-config", "--config", str(missing)], data_dir)
     assert bad.returncode == 2 and "geoip.mmdb" in bad.stderr
+
+
+@pytest.mark.parametrize("prefix", [8, 16, 20, 24, 32])
+def test_vectorized_truncation_equals_ipaddress(prefix: int) -> None:
+    import pyarrow as pa
+
+    from loglake.writer.transforms import ColumnTransform
+
+    values = ["83.149.9.216", "8.8.8.8", "2001:4860:4860::8888", "host.example.com", None, "10.0.0.255"]
+    values += ["255.255.255.255", "1.2.3", "01.2.3.4", "256.1.1.1", "::ffff:1.2.3.4", "0.0.0.0", "1.2.3.4 "]
+    t = ColumnTransform("client_ip", "truncate_ip", {"ipv4_prefix": prefix})
+    got = t.apply(pa.array(values, pa.string())).to_pylist()
+    assert got == [None if v is None else t._one(v) for v in values]
