@@ -142,6 +142,7 @@ class Receiver:
     def _commit_one(self, table: str | None, subs: list[Submission]) -> None:
         w = self.w
         routers = [r for r in w.routers if table is None or r.table.name == table]
+        batch = None
         try:
             batch = w.open_batch(SourceInfo("http", subs[0].source, False), 0, 0)
             offset, line, results = 0, 0, []
@@ -165,6 +166,8 @@ class Receiver:
                 sub.error = DiskRefused(str(e))
             return
         except Exception as e:  # a bug: the requests fail (500) and are retried, nothing is acknowledged
+            if batch is not None:
+                batch.abort()
             for sub in subs:
                 sub.error = e
             return

@@ -53,13 +53,15 @@ class Follower:
             self._close_all()
 
     # ---- the files --------------------------------------------------------------------------
-    def _add_draining(self, path: str) -> None:
+    def _add_draining(self, path: str, finished: bool = False) -> None:
+        """Read a rotated file beside the live one; `finished` (a copy, or compressed): nobody
+        appends to it, so it is read to its end and retired at once."""
         try:
             tail = FileTail.open(self.w, path)
         except SourceError as e:
             print(f"loglake write: {e}", flush=True)
             return
-        tail.finish_now = tail.src.kind == "gzip"  # compressed: finished, nobody appends to it
+        tail.finish_now = finished or tail.src.kind == "gzip"
         self.draining.append(tail)
 
     def _open_current(self) -> None:
@@ -116,8 +118,7 @@ class Follower:
             return  # the disk refused the commit: try again next round
         copy = find_copy(self.path, old)
         if copy is not None:
-            self._add_draining(copy)
-            self.draining[-1].finish_now = True
+            self._add_draining(copy, finished=True)
         elif os.path.getsize(self.path) < cur.sealed[0]:
             print(
                 f"loglake write: {self.path} was truncated and no rotated copy of it was found: "
