@@ -81,6 +81,8 @@ def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
     else:  # lines written between logrotate's copy and its truncate are in no file at all
         assert set(on_disk) <= load.ok and len(load.ok) - len(on_disk) < 0.02 * len(load.ok)
     lake = _lake_ids(data_dir)
+    rotated = len(list(nginx.logs.iterdir())) - 1
+    print(f"{style}: {len(load.ok)} answered, {len(on_disk)} in {rotated + 1} files, {len(lake)} in the lake")
     dupes = [i for i, n in collections.Counter(lake).items() if n > 1]
     assert not dupes, f"{len(dupes)} requests twice"
     missing = set(on_disk) - set(lake)
