@@ -108,8 +108,8 @@ class ColumnTransform:
     key: bytes = b""
 
     def __post_init__(self) -> None:
-        if self.op == "hash":
-            self._mac_key = _subkey(self.key, b"hash", 32)
+        if self.op == "hash":  # the keyed state once; each value copies it (4x cheaper than hmac.new)
+            self._mac = hmac.new(_subkey(self.key, b"hash", 32), digestmod=hashlib.sha256)
         elif self.op == "encrypt":
             self._sealer = Sealer(self.key)
         elif self.op == "truncate_ip":
@@ -138,7 +138,12 @@ class ColumnTransform:
 
     def _truncate_vectorized(self, arr: pa.Array) -> pa.Array:
         """Dotted-quad IPv4 (nearly every web log line) is truncated by a regex inside Arrow at a
-        /8, /16, /24 or /32; IPv6, host names and odd spellings go through `ipaddress`."""
+        /8, /16, /24 or /32; IPv6, host names and odd spellings go through `ipaddress`. Addresses
+        repeat, so the work runs over the block's distinct values, spread back with one `take`."""
+        encoded = pc.dictionary_encode(arr)
+        return self._truncate_distinct(encoded.dictionary).take(encoded.indices)
+
+    def _truncate_distinct(self, arr: pa.Array) -> pa.Array:
         v4 = pc.match_substring_regex(arr, _V4_RX)
         keep = _V4_KEEP[self._v4]
         cut = pc.replace_substring_regex(arr, rf"^((?:[0-9]+\.){{{keep}}})[0-9.]*$", r"\1") if keep < 4 else arr
@@ -151,7 +156,9 @@ class ColumnTransform:
 
     def _one(self, value: str) -> str | None:
         if self.op == "hash":
-            return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()[:32]
+            mac = self._mac.copy()
+            mac.update(value.encode())
+            return mac.hexdigest()[:32]
         if self.op == "encrypt":
             return self._sealer.seal(value.encode(), self.column)
         try:  # truncate_ip: a host name cannot be truncated, and may identify: NULL
