@@ -97,7 +97,9 @@ class LoglakeHandler(logging.Handler):
     def _run(self) -> None:
         while not self._stop.is_set():
             self._drain(wait=self.flush_interval)
-        self._drain(wait=0)
+        while not self.queue.empty():  # closing: everything queued, a batch at a time
+            self._drain(wait=0)
+        self._drain(wait=0)  # and what was spilled
 
     def _drain(self, wait: float) -> None:
         lines: list[bytes] = []

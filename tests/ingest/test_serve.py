@@ -245,11 +245,11 @@ def test_send_follows_a_file_exactly_once_across_a_kill(tmp_path: Path, data_dir
 
 HANDLER_SCRIPT = """
 import logging, sys, threading, loglake
-kind, target, token, ca = sys.argv[1:5]
+kind, target, token, ca, size = sys.argv[1:6]
 if kind == "url":
-    h = loglake.LoglakeHandler(url=target, token=token, ca_file=ca, queue_size=100)
+    h = loglake.LoglakeHandler(url=target, token=token, ca_file=ca, queue_size=int(size))
 else:
-    h = loglake.LoglakeHandler(data_dir=target, queue_size=100)
+    h = loglake.LoglakeHandler(data_dir=target, queue_size=int(size))
 log = logging.getLogger("app")
 log.addHandler(h)
 log.setLevel(logging.INFO)
@@ -264,12 +264,15 @@ print(h.counts)
 """
 
 
-@pytest.mark.parametrize("kind", ["url", "spool"])
-def test_logging_handler_from_a_plain_script(kind: str, tmp_path: Path, data_dir: Path, certs: dict[str, Path]) -> None:
+@pytest.mark.parametrize(("kind", "queue_size"), [("url", 100), ("spool", 100), ("url", 100_000)])
+def test_logging_handler_from_a_plain_script(
+    kind: str, queue_size: int, tmp_path: Path, data_dir: Path, certs: dict[str, Path]
+) -> None:
+    """A 100-line queue spills; a huge one still holds thousands of lines at close(): both arrive."""
     srv = Server(tmp_path, data_dir, certs) if kind == "url" else None
     target = srv.url if srv else str(data_dir)
     proc = subprocess.run(
-        [sys.executable, "-c", HANDLER_SCRIPT, kind, target, TOKEN, str(certs["ca"])],
+        [sys.executable, "-c", HANDLER_SCRIPT, kind, target, TOKEN, str(certs["ca"]), str(queue_size)],
         env=cli_env(tmp_path / "unused"),
         capture_output=True,
         text=True,
@@ -280,5 +283,6 @@ def test_logging_handler_from_a_plain_script(kind: str, tmp_path: Path, data_dir
         srv.stop()
     assert proc.returncode == 0, proc.stderr
     counts = eval(proc.stdout.strip().splitlines()[-1])  # the handler's own dict of counts
-    assert counts["emitted"] == 4000 and counts["sent"] == 4000 and counts["spilled"] > 0  # a 100-line queue
+    assert counts["emitted"] == 4000 and counts["sent"] == 4000
+    assert (counts["spilled"] > 0) == (queue_size < 4000)
     assert sorted(_lake_ids(data_dir)) == list(range(4000))
