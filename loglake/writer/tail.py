@@ -118,6 +118,12 @@ class FileTail:
             self.w.on_bytes(len(data))
             self.last_data = time.monotonic()
             self._take(data)
+            if len(data) < block:
+                # A short read is the end of the file for now. Reading again at once would find the
+                # line or two written meanwhile and parse them as a block of their own (Arrow's fixed
+                # cost per block, for every line a busy server writes): the caller's poll lets them
+                # accumulate instead.
+                break
         if self.w.stopping:
             return total
         if final:
