@@ -18,12 +18,12 @@ from loglake.fsutil import fsync_dir
 from loglake.lifecycle import on_stop_signals
 from loglake.writer.fields import TableRouter, needed_columns, stored_columns
 from loglake.writer.geo import GeoLookup
-from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease
+from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease, content_head
 from loglake.writer.lines import Chunk, split_lines
 from loglake.writer.parsers import Parser, load_parser
 from loglake.writer.recovery import recover_spool
 from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
-from loglake.writer.siblings import mark_history, unread_siblings
+from loglake.writer.siblings import continued_elsewhere, mark_history, unread_siblings
 from loglake.writer.tail import FileTail
 from loglake.writer.transforms import Sealer, TableTransforms, key_id, load_key, needs_key
 
@@ -255,9 +255,10 @@ class Writer:
         while True:
             tail = FileTail.open(self, path)
             try:
-                start = tail.offset
-                finished = tail.src.kind == "gzip" or tail.idle_for() >= self.cfg.writer.rotate_wait
-                got = tail.pump(final=finished)
+                start, idle = tail.offset, tail.idle_for()  # idle since its last write, before we read it
+                got = tail.pump(final=False)
+                if (tail.pending or tail.long) and self._finished(path, tail, idle):
+                    tail.pump(final=True)  # the last line has no newline, and never will
                 tail.seal()
                 if explicit and start and not got:
                     self.totals.skipped_files.append(path)
@@ -271,6 +272,13 @@ class Writer:
                 tail.close()
             if self.stopping:
                 return
+
+    def _finished(self, path: str, tail: FileTail, idle: float) -> bool:
+        """Compressed, or idle for rotate_wait, and not a copy of a live file with the same content."""
+        wait = self.cfg.writer.rotate_wait
+        if tail.src.kind != "gzip" and idle < wait:
+            return False
+        return not continued_elsewhere(path, content_head(tail.raw, tail.src.kind), tail.read_pos, wait)
 
     # ---- streams (stdin) ---------------------------------------------------------------------
     def write_stream(self, fd: int, name: str = "<stdin>") -> None:

@@ -13,6 +13,7 @@ import gzip
 import os
 import re
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -149,3 +150,21 @@ def mark_history(path: str, store: CheckpointStore) -> None:
         if store.lookup(got[0]) is None:
             with contextlib.suppress(OSError):
                 store.save(SourceInfo("file", sib, True, 0, 0, digest(got[0]), len(got[0])), 0, 0, ignored=True)
+
+
+def continued_elsewhere(path: str, head: bytes, length: int, live_within: float) -> bool:
+    """Whether the file `path` was rotated from (`access.log` for `access.log.1.gz`) holds the same
+    content, at least as far, and was written in the last `live_within` seconds: then `path` is a
+    copy of a live file, and its last line without a newline is not finished, however idle or
+    compressed the copy is. (After a real rotation the file at the old name holds other content.)"""
+    folder, name = os.path.split(os.path.abspath(path))
+    for cut in range(1, len(name)):
+        if not _ROTATED_SUFFIX.match(name[cut:]):
+            continue
+        twin = os.path.join(folder, name[:cut])
+        got = _head_of(twin) if os.path.isfile(twin) else None
+        if got is None or time.time() - got[1] >= live_within or not _same_content(got[0], head):
+            continue
+        if has_bytes_past(twin, length - 1):
+            return True
+    return False

@@ -205,6 +205,21 @@ def test_half_written_last_line_is_written_once_whole(tmp_path: Path, data_dir: 
     assert sorted(markers(data_dir)) == list(range(101)) and dead_letters(data_dir) == []
 
 
+def test_compressed_copy_of_a_live_file_with_a_half_line(tmp_path: Path, data_dir: Path) -> None:
+    """The two halves of the acceptance at once: a .gz copy taken while the live file's last line
+    was half written adds nothing, and the line is written once, whole, when it is completed."""
+    log = tmp_path / "access.log"
+    line = make_lines(100, 101)[0]
+    log.write_bytes(_lines(0, 100) + line[:30])
+    assert run_cli(["write", str(log)], data_dir).returncode == 0
+    (tmp_path / "access.log.1.gz").write_bytes(gzip.compress(log.read_bytes()))
+    proc = run_cli(["write", str(tmp_path / "access.log.1.gz")], data_dir)
+    assert proc.returncode == 0 and "lines read 0" in proc.stderr, proc.stderr
+    _append(log, [line[30:]])
+    assert run_cli(["write", str(log)], data_dir).returncode == 0
+    assert sorted(markers(data_dir)) == list(range(101)) and dead_letters(data_dir) == []
+
+
 def test_a_line_that_never_ends_keeps_memory_flat(tmp_path: Path, data_dir: Path) -> None:
     log = tmp_path / "access.log"
     with open(log, "wb") as f:
