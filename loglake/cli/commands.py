@@ -321,7 +321,7 @@ def serve(
     tokens = load_tokens(str(token_file) if token_file else None, dict(os.environ))
     cfg = config_from(config)
     receiver = Receiver(cfg, commit_interval=commit_interval)
-    opts = ServeOptions(host, port, str(tls_cert or ""), str(tls_key or ""), str(tls_client_ca or ""), commit_interval)
+    opts = ServeOptions(host, port, str(tls_cert or ""), str(tls_key or ""), str(tls_client_ca or ""))
     scheme = "https" if tls_cert else "http"
     err.print(f"loglake serve: {scheme}://{host}:{port}/v1/logs ({len(tokens)} token(s)); SIGTERM stops")
     try:

@@ -165,7 +165,6 @@ class ServeOptions:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""  # verify client certificates against this CA (mutual TLS)
-    commit_interval: float = 0.01
 
 
 def run_server(receiver: Receiver, tokens: list[str], opts: ServeOptions, limits: Limits = Limits()) -> None:
@@ -190,10 +189,10 @@ def run_server(receiver: Receiver, tokens: list[str], opts: ServeOptions, limits
         timeout_graceful_shutdown=30,
         **kwargs,
     )
-    _Server(config).run()
+    _graceful_server_class()(config).run()
 
 
-def _server_class() -> type:
+def _graceful_server_class() -> type:
     import uvicorn
 
     from loglake.lifecycle import on_stop_signals
@@ -210,7 +209,3 @@ def _server_class() -> type:
             return on_stop_signals(handle)
 
     return GracefulServer
-
-
-def _Server(config: Any) -> Any:  # a class made on first use: uvicorn is imported lazily
-    return _server_class()(config)

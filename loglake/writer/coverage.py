@@ -9,41 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from typing import Any
 
 from loglake.config import Config
-from loglake.errors import SourceError
-from loglake.writer.identity import CheckpointStore, PathRegistry, content_head, open_content
-from loglake.writer.siblings import rotated_siblings
+from loglake.writer.identity import CheckpointStore, PathRegistry, content_of, gzip_isize
+from loglake.writer.siblings import head_of, rotated_siblings
 
 
 def content_size(path: str) -> int:
     """Length of the content: the file's size, or a gzip's ISIZE trailer (its length mod 2^32)."""
-    raw, handle, kind = open_content(path)
-    try:
-        size = os.fstat(raw.fileno()).st_size
-        if kind == "file":
-            return size
-        return int(struct.unpack("<I", os.pread(raw.fileno(), 4, size - 4))[0]) if size >= 4 else 0
-    finally:
-        if handle is not raw:
-            handle.close()
-        raw.close()
+    with content_of(path) as (raw, _, kind):
+        return os.fstat(raw.fileno()).st_size if kind == "file" else (gzip_isize(raw) or 0)
 
 
 def _file_coverage(path: str, live: bool, first_seen: float, store: CheckpointStore) -> dict[str, Any] | None:
-    try:
-        raw, handle, kind = open_content(path)
-    except SourceError:
+    got = head_of(path)
+    if got is None:
         return None
-    try:
-        head = content_head(raw, kind)
-        mtime = os.fstat(raw.fileno()).st_mtime
-    finally:
-        if handle is not raw:
-            handle.close()
-        raw.close()
+    head, mtime, _ = got
     cp = store.lookup(head) if head else None
     if cp is not None and cp.ignored:
         return None  # history from before loglake first read the path

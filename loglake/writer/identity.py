@@ -21,8 +21,10 @@ import gzip
 import hashlib
 import json
 import os
+import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +53,29 @@ def open_content(path: str) -> tuple[IO[bytes], IO[bytes], str]:
     return raw, raw, "file"
 
 
+def close_content(raw: IO[bytes], handle: IO[bytes]) -> None:
+    """Close what `open_content` opened (the gzip reader, then the file)."""
+    if handle is not raw:
+        handle.close()
+    raw.close()
+
+
+@contextlib.contextmanager
+def content_of(path: str) -> Iterator[tuple[IO[bytes], IO[bytes], str]]:
+    """`open_content` for a short look: closed on leaving."""
+    raw, handle, kind = open_content(path)
+    try:
+        yield raw, handle, kind
+    finally:
+        close_content(raw, handle)
+
+
+def gzip_isize(raw: IO[bytes]) -> int | None:
+    """A gzip's trailer: its content length mod 2^32 (None if too short to be a gzip)."""
+    size = os.fstat(raw.fileno()).st_size
+    return int(struct.unpack("<I", os.pread(raw.fileno(), 4, size - 4))[0]) if size >= 18 else None
+
+
 def content_head(raw: IO[bytes], kind: str, length: int = FINGERPRINT_BYTES) -> bytes:
     """The first `length` bytes of the content, without moving the reader: `pread` for plain files,
     a second, independent open of the same file (by descriptor) for gzip."""
@@ -67,9 +92,9 @@ def digest(head: bytes) -> str:
     return hashlib.sha256(head).hexdigest()[:32]
 
 
-def identify(path: str, raw: IO[bytes], kind: str) -> SourceInfo:
+def identify(path: str, raw: IO[bytes], kind: str, head: bytes | None = None) -> SourceInfo:
     st = os.fstat(raw.fileno())
-    head = content_head(raw, kind)
+    head = content_head(raw, kind) if head is None else head
     return SourceInfo(kind, os.path.abspath(path), True, st.st_dev, st.st_ino, digest(head), len(head))
 
 

@@ -12,13 +12,12 @@ import contextlib
 import gzip
 import os
 import re
-import struct
 import time
 import zlib
 from dataclasses import dataclass
 
 from loglake.errors import SourceError
-from loglake.writer.identity import CheckpointStore, PathRegistry, content_head, digest, open_content
+from loglake.writer.identity import CheckpointStore, PathRegistry, content_head, content_of, digest, gzip_isize
 from loglake.writer.segments import SourceInfo
 
 #: What may follow the base name of a rotated file: a separator, then something with a digit
@@ -55,41 +54,32 @@ def rotated_siblings(path: str) -> list[str]:
 
 def has_bytes_past(path: str, offset: int) -> bool:
     """Whether the content of `path` is longer than `offset` (decompressing a gzip as far as needed)."""
-    raw, handle, kind = open_content(path)
-    try:
-        size = os.fstat(raw.fileno()).st_size
-        if kind == "file":
-            return size > offset
-        # A rotated .gz is finished: its trailer holds the content length mod 2^32. Equal means read
-        # to its end (decompressing to the checkpoint on every restart would cost more each day).
-        if size >= 18 and struct.unpack("<I", os.pread(raw.fileno(), 4, size - 4))[0] == offset % 2**32:
-            return False
-        handle.seek(offset)
-        return bool(handle.read(1))
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
-        return False  # a gzip still being written: looked at again next time
-    finally:
-        if handle is not raw:
-            handle.close()
-        raw.close()
+    with content_of(path) as (raw, handle, kind):
+        try:
+            if kind == "file":
+                return os.fstat(raw.fileno()).st_size > offset
+            # A rotated .gz is finished: its trailer holds the content length mod 2^32. Equal means
+            # read to its end (decompressing to the checkpoint on every restart costs more each day).
+            if gzip_isize(raw) == offset % 2**32:
+                return False
+            handle.seek(offset)
+            return bool(handle.read(1))
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+            return False  # a gzip still being written: looked at again next time
 
 
-def _head_of(path: str) -> tuple[bytes, float, tuple[int, int]] | None:
+def head_of(path: str) -> tuple[bytes, float, tuple[int, int]] | None:
+    """(first content bytes, mtime, (dev, inode)), or None if it cannot be opened."""
     try:
-        raw, handle, kind = open_content(path)
+        with content_of(path) as (raw, _, kind):
+            st = os.fstat(raw.fileno())
+            return content_head(raw, kind), st.st_mtime, (st.st_dev, st.st_ino)
     except SourceError:
         return None
-    try:
-        st = os.fstat(raw.fileno())
-        return content_head(raw, kind), st.st_mtime, (st.st_dev, st.st_ino)
-    finally:
-        if handle is not raw:
-            handle.close()
-        raw.close()
 
 
 def _live_identity(path: str) -> tuple[bytes, tuple[int, int]] | None:
-    got = _head_of(path) if os.path.exists(path) else None
+    got = head_of(path) if os.path.exists(path) else None
     return (got[0], got[2]) if got else None
 
 
@@ -104,7 +94,7 @@ def unread_siblings(path: str, store: CheckpointStore, registry: PathRegistry) -
     live = _live_identity(path)
     found = []
     for sib in rotated_siblings(path):
-        got = _head_of(sib)
+        got = head_of(sib)
         if got is None or not got[0]:
             continue
         head, mtime, ident = got
@@ -131,7 +121,7 @@ def find_copy(path: str, src: SourceInfo) -> str | None:
     an uncompressed copy (logrotate may be compressing it right now)."""
     matches = []
     for sib in rotated_siblings(path):
-        got = _head_of(sib)
+        got = head_of(sib)
         if got is None or len(got[0]) < src.fp_len or got[2] == (src.dev, src.inode):
             continue
         if digest(got[0][: src.fp_len]) == src.fingerprint:
@@ -144,7 +134,7 @@ def mark_history(path: str, store: CheckpointStore) -> None:
     not ask for (read them explicitly with `loglake write FILE` to backfill)."""
     live = _live_identity(path)
     for sib in rotated_siblings(path):
-        got = _head_of(sib)
+        got = head_of(sib)
         if got is None or not got[0] or (live and _same_content(got[0], live[0])):
             continue
         if store.lookup(got[0]) is None:
@@ -162,7 +152,7 @@ def continued_elsewhere(path: str, head: bytes, length: int, live_within: float)
         if not _ROTATED_SUFFIX.match(name[cut:]):
             continue
         twin = os.path.join(folder, name[:cut])
-        got = _head_of(twin) if os.path.isfile(twin) else None
+        got = head_of(twin) if os.path.isfile(twin) else None
         if got is None or time.time() - got[1] >= live_within or not _same_content(got[0], head):
             continue
         if has_bytes_past(twin, length - 1):

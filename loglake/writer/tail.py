@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from loglake.errors import SourceError
-from loglake.writer.identity import SourceLock, content_head, identify, open_content, prefix_changed, refresh
+from loglake.writer.identity import (
+    SourceLock,
+    close_content,
+    content_head,
+    identify,
+    open_content,
+    prefix_changed,
+    refresh,
+)
 from loglake.writer.lines import Chunk
 from loglake.writer.segments import Batch, DeadLetter, SourceInfo
 
@@ -59,14 +67,15 @@ class FileTail:
         """Open `path` at its checkpoint (found by content, so a rotated or compressed copy resumes)."""
         raw, handle, kind = open_content(path)
         try:
-            src = identify(path, raw, kind)
+            head = content_head(raw, kind)
+            src = identify(path, raw, kind, head)
             lock = SourceLock(w.cfg, src)
         except BaseException:
-            _close_pair(raw, handle)
+            close_content(raw, handle)
             raise
         tail = cls(w, path, raw, handle, src, lock)
         try:
-            cp = w.checkpoints.lookup(content_head(raw, kind)) if src.fp_len else None
+            cp = w.checkpoints.lookup(head) if src.fp_len else None
             if cp is None and src.fp_len:
                 w.checkpoints.save(src, 0, 0)  # seen: found again after a rotation even if never sealed
             tail._seek(cp.offset if cp else 0, cp.line if cp else 0)
@@ -227,11 +236,5 @@ class FileTail:
         if self.batch is not None:
             self.batch.abort()  # unsealed: read again from the checkpoint next time
             self.batch = None
-        _close_pair(self.raw, self.handle)
+        close_content(self.raw, self.handle)
         self.lock.release()
-
-
-def _close_pair(raw: IO[bytes], handle: IO[bytes]) -> None:
-    if handle is not raw:
-        handle.close()
-    raw.close()
