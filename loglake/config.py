@@ -85,6 +85,11 @@ class RolloverConfig:
     row_group_size: int = 1_000_000
     watch_interval: float = 10.0
     workers: int = 2  # segments converted at once (Arrow releases the GIL); the machines have 2 cores
+    compact_interval: float = 0.0  # rollover --watch compacts closed hours this often (s); 0 = never
+    compact_older_than: float = 0.0  # an hour is compacted once it ended this many seconds ago
+    compact_target_bytes: int = 128 * 1024 * 1024  # merged files are at least this big (or the whole hour)
+    compact_grace: float = 600.0  # replaced files stay this long for queries that started before the switch
+    compact_memory: str = "512MB"  # DuckDB's memory limit while merging (its sort spills beyond it)
 
 
 @dataclass(frozen=True)
@@ -130,11 +135,46 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """One alert: exactly one of `share_over`, `requests_below`, `count_over`, `stale_after` is set
+    (>= 0). `where` is a SQL condition on the table's columns (Trino syntax, e.g. "status >= 500")."""
+
+    name: str
+    table: str = "access_log"
+    where: str = ""
+    window: str = "5m"
+    share_over: float = -1.0  # share of the window's rows matching `where`, 0..1
+    requests_below: int = -1  # rows (matching `where`, if given) in the window
+    count_over: int = -1
+    stale_after: float = -1.0  # seconds since the newest row visible to SQL
+    min_requests: int = 10  # a share rule stays quiet below this many rows in the window
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """Where `loglake alert --watch` says that a rule started or stopped firing."""
+
+    interval: float = 15.0  # seconds between evaluations with --watch
+    command: str = ""  # run with the event as JSON on stdin (split like a shell would; no shell)
+    webhook_url: str = ""  # https (plain http only to localhost): the event is POSTed as JSON
+    webhook_token_env: str = "LOGLAKE_ALERT_TOKEN"  # sent as `Authorization: Bearer <token>` when set
+    webhook_token_file: str = ""
+    ca_bundle: str = ""  # a private CA for the webhook's certificate
+    timeout: float = 10.0
+
+
+#: The rule every config has unless it defines its own `[alerts.stale]`: the pipeline is behind
+#: (which is not the same as the site being down).
+DEFAULT_STALE = AlertRule(name="stale", stale_after=120.0)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything loglake needs, passed down explicitly (never a global)."""
 
     data_dir: Path = Path("loglake-data")
     host_id: str = ""
+    profile: str = ""  # "realtime" | "batch": defaults for freshness vs few large files (PROFILES)
     writer: WriterConfig = field(default_factory=WriterConfig)
     tables: tuple[TableConfig, ...] = (TableConfig(name="access_log"),)
     rollover: RolloverConfig = field(default_factory=RolloverConfig)
@@ -142,6 +182,8 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     geoip: GeoConfig = field(default_factory=GeoConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    alerts: tuple[AlertRule, ...] = (DEFAULT_STALE,)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     source: str = "<defaults>"
 
     @property
@@ -169,6 +211,33 @@ class Config:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+
+#: What a profile sets; a key set explicitly (file or environment) wins over its profile.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    # Seconds from request to SQL: a segment closes every 5 s, rollover looks every second, and
+    # closed hours are merged every minute so 720 small files an hour do not stay.
+    "realtime": {
+        "writer": {"segment_max_age": 5.0, "poll_interval": 0.1},
+        "rollover": {"watch_interval": 1.0, "compact_interval": 60.0, "compact_grace": 300.0},
+    },
+    # Minutes are fine (offline reports, ~20 min): ten-minute segments, hourly merges.
+    "batch": {
+        "writer": {"segment_max_age": 600.0},
+        "rollover": {"watch_interval": 60.0, "compact_interval": 3600.0, "compact_older_than": 600.0},
+    },
+}
+
+
+def _apply_profile(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """Fill in a profile's values beneath whatever the file and environment set."""
+    name = data.get("profile", "")
+    if not name:
+        return data
+    if not isinstance(name, str) or name not in PROFILES:
+        problems.append(f"profile: {name!r} is not one of {', '.join(PROFILES)}")
+        return data
+    return _merge(PROFILES[name], data)
 
 
 def _default_host_id() -> str:
@@ -280,7 +349,7 @@ def _table_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, 
 def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, Any]:
     """Turn `LOGLAKE_SECTION_KEY` variables into nested dict entries, for known keys only."""
     out: dict[str, Any] = {}
-    scalar_top = {"data_dir": "LOGLAKE_DATA_DIR", "host_id": "LOGLAKE_HOST_ID"}
+    scalar_top = {"data_dir": "LOGLAKE_DATA_DIR", "host_id": "LOGLAKE_HOST_ID", "profile": "LOGLAKE_PROFILE"}
     for key, var in scalar_top.items():
         if var in environ:
             out[key] = environ[var]
@@ -290,6 +359,7 @@ def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, An
         "storage": StorageConfig,
         "geoip": GeoConfig,
         "pii": PiiConfig,
+        "alerting": AlertingConfig,
     }
     for section, cls in sections.items():
         hints = get_type_hints(cls)
@@ -360,10 +430,14 @@ def load_config(
     data = _merge(data, env_data)
     if overrides:
         data = _merge(data, overrides)
+    data = _apply_profile(data, problems)
     tables_data = data.pop("tables", None)
+    alerts_data = data.pop("alerts", None)
     cfg: Config = _build(Config, data, "", problems)
     if tables_data is not None:
         cfg = dataclasses.replace(cfg, tables=_build_tables(tables_data, problems))
+    if alerts_data is not None:
+        cfg = dataclasses.replace(cfg, alerts=_build_alerts(alerts_data, problems))
     if not cfg.host_id:
         cfg = dataclasses.replace(cfg, host_id=_default_host_id())
     cfg = dataclasses.replace(cfg, source=str(file) if file else "<defaults>")
@@ -390,6 +464,21 @@ def _build_tables(data: Any, problems: list[str]) -> tuple[TableConfig, ...]:
             table = dataclasses.replace(table, columns=tuple(c for c in table.columns if c not in dropped))
         out.append(table)
     return tuple(out)
+
+
+def _build_alerts(data: Any, problems: list[str]) -> tuple[AlertRule, ...]:
+    if not isinstance(data, dict):
+        problems.append("alerts: expected [alerts.NAME] sections")
+        return (DEFAULT_STALE,)
+    rules = []
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            problems.append(f"alerts.{name}: expected a table")
+            continue
+        rules.append(_build(AlertRule, spec, f"alerts.{name}", problems, name=name))
+    if not any(r.name == "stale" for r in rules):
+        rules.append(DEFAULT_STALE)
+    return tuple(rules)
 
 
 def validate(cfg: Config) -> list[str]:
@@ -467,10 +556,20 @@ def validate(cfg: Config) -> list[str]:
         p.append(f"rollover.compression: {r.compression!r} is not zstd, snappy, gzip or none")
     if r.row_group_size <= 0:
         p.append("rollover.row_group_size: must be positive")
+    for name in ("compact_interval", "compact_older_than", "compact_grace"):
+        if getattr(r, name) < 0:
+            p.append(f"rollover.{name}: must not be negative")
+    if r.compact_target_bytes < 1024 * 1024:
+        p.append("rollover.compact_target_bytes: must be at least 1 MiB")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", r.compact_memory):
+        p.append(f"rollover.compact_memory: {r.compact_memory!r} is not a size like '512MB'")
     if not 1 <= r.workers <= 64:
         p.append("rollover.workers: must be between 1 and 64")
+    from loglake.queries.alerts import validate_alerts
     from loglake.writer.geo import validate_geo
     from loglake.writer.transforms import validate_transforms
+
+    p.extend(validate_alerts(cfg))
 
     p.extend(validate_transforms(cfg))
     p.extend(validate_geo(cfg.geoip, {c for t in cfg.tables for c in (*t.columns, *t.where, *t.require)}))

@@ -26,6 +26,40 @@ def _files(folder: Any, pattern: str) -> tuple[int, int]:
     return len(paths), sum(p.stat().st_size for p in paths if p.exists())
 
 
+def _table_status(lake: Any, table: str) -> dict[str, Any]:
+    """Partitions, the files the catalog serves (rows from their footers, no scan), and the
+    replaced files still kept for queries that started before a compaction's switch."""
+    from loglake.catalog.base import Partition
+    from loglake.rollover.compact import served
+
+    parts = []
+    for folder in lake.fs.glob(lake.path(table, "dt=*", "hour=*")):
+        dt_part, hour_part = folder.rstrip("/").split("/")[-2:]
+        try:
+            parts.append(Partition.parse(dt_part[3:], hour_part[5:]))
+        except ValueError:
+            continue
+    rows = size = n_files = grace_files = grace_bytes = 0
+    for p in parts:
+        files, grace = served(lake, table, p)
+        for path, nbytes in files:
+            with lake.fs.open(path, "rb") as fh:
+                rows += pq.ParquetFile(fh).metadata.num_rows
+            size += nbytes
+        n_files += len(files)
+        grace_files += len(grace)
+        grace_bytes += sum(b for _, b in grace)
+    return {
+        "partitions": len(parts),
+        "partition_list": sorted(parts),
+        "files": n_files,
+        "rows": rows,
+        "bytes": size,
+        "files_in_grace": grace_files,
+        "bytes_in_grace": grace_bytes,
+    }
+
+
 def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     spool = cfg.spool_dir
     st: dict[str, Any] = {"data_dir": str(cfg.data_dir), "lake": cfg.lake_url, "catalog": cfg.catalog.type}
@@ -67,24 +101,13 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     lake = open_lake(cfg)
     tables: dict[str, Any] = {}
     for t in sorted({*written["rows"], *(tc.name for tc in cfg.tables)}):
-        files = lake.fs.glob(lake.path(t, "dt=*", "hour=*", "*.parquet"))
-        rows = 0
-        size = 0
-        for f in files:
-            with lake.fs.open(f, "rb") as fh:
-                rows += pq.ParquetFile(fh).metadata.num_rows
-            size += lake.fs.size(f)
-        parts = {"/".join(f.split("/")[-3:-1]) for f in files}
+        tables[t] = _table_status(lake, t)
         expected = written["rows"].get(t, 0) - pending_rows.get(t, 0) - failed_rows.get(t, 0)
-        tables[t] = {
-            "partitions": len(parts),
-            "files": len(files),
-            "rows": rows,
-            "bytes": size,
-            "rows_pending": pending_rows.get(t, 0),
-            "rows_failed": failed_rows.get(t, 0),
-            "lake_matches_manifests": rows == expected,
-        }
+        tables[t].update(
+            rows_pending=pending_rows.get(t, 0),
+            rows_failed=failed_rows.get(t, 0),
+            lake_matches_manifests=tables[t]["rows"] == expected,
+        )
     st["tables"] = tables
     from loglake.writer.coverage import coverage
 
@@ -103,7 +126,30 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     st["last_rollover"] = datetime.fromtimestamp(read_json(last)["at"], UTC).isoformat() if last.exists() else None
     if with_freshness:
         st["freshness"] = _freshness(cfg, [t for t in tables if tables[t]["rows"]])
+        _missing_partitions(cfg, tables)
+    for info in tables.values():
+        info.pop("partition_list", None)
     return st
+
+
+def _missing_partitions(cfg: Config, tables: dict[str, Any]) -> None:
+    """Partitions the catalog registers whose folder is gone (a lifecycle rule, an `rm`): queries
+    of other partitions still work, and this is where an operator sees it."""
+    from loglake.catalog import load_catalog
+    from loglake.errors import LoglakeError
+
+    try:
+        catalog = load_catalog(cfg)
+        try:
+            for t, info in tables.items():
+                on_disk = set(info["partition_list"])
+                gone = [p for p in catalog.list_partitions(t) if p not in on_disk]
+                info["missing_partitions"] = [p.path for p in gone]
+        finally:
+            catalog.close()
+    except LoglakeError as e:
+        for info in tables.values():
+            info["missing_partitions_error"] = str(e)
 
 
 def _freshness(cfg: Config, tables: list[str]) -> dict[str, Any]:
@@ -120,7 +166,13 @@ def _freshness(cfg: Config, tables: list[str]) -> dict[str, Any]:
     try:
         for t in tables:
             try:
-                newest = catalog.query(f"SELECT max(ts) FROM {quote_identifier(t)}").rows[0][0]
+                table = quote_identifier(t)
+                recent = f"SELECT max(ts) FROM {table} WHERE dt >= current_date - INTERVAL 2 DAY"
+                if catalog.engine == "trino":
+                    recent = f"SELECT max(ts) FROM {table} WHERE dt >= current_date - INTERVAL '2' DAY"
+                newest = catalog.query(recent).rows[0][0]  # prunes to two days of partitions
+                if newest is None:
+                    newest = catalog.query(f"SELECT max(ts) FROM {table}").rows[0][0]
             except LoglakeError as e:
                 out[t] = {"error": str(e)}
                 continue
@@ -170,6 +222,14 @@ def render_status(st: dict[str, Any]) -> None:
             "-" if age is None else f"{age:,.0f}s",
         )
     console.print(table)
+    for t, info in st["tables"].items():
+        if info.get("files_in_grace"):
+            console.print(
+                f"  {t}: {info['files_in_grace']} replaced file(s) ({info['bytes_in_grace']:,} B) kept for "
+                "queries that started before a compaction; deleted after rollover.compact_grace"
+            )
+        for path in info.get("missing_partitions", []):
+            console.print(f"  [red]missing[/red] {t}/{path}: registered, but its folder is gone (queries skip it)")
     _render_sources(console, st.get("sources", []))
     console.print(f"last rollover: {st['last_rollover'] or 'never'}")
 

@@ -63,6 +63,15 @@ class Catalog(Protocol):
 
     def drop_partition(self, table: str, partition: Partition) -> bool: ...
 
+    def set_location(self, table: str, partition: Partition, location: str) -> None:
+        """Read a registered partition from another folder (compaction's switch)."""
+        ...
+
+    def views_current(self) -> bool:
+        """Whether every view a reader may use points at the current folders (compaction deletes
+        replaced files only then)."""
+        ...
+
     def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
         """Register every partition found on storage under the table (recovery)."""
         ...

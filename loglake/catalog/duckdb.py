@@ -1,14 +1,17 @@
-"""The embedded catalog: a DuckDB database file whose views read the registered partitions.
+"""The embedded catalog: a partition list in SQLite, views built per query by DuckDB.
 
-A DuckDB file admits one writing process at a time, so every operation opens, acts and closes, and
-retries briefly while another loglake process holds it: `loglake query` waits at most a moment
-for `rollover --watch` and never breaks it.
+The partition list lives in `catalog.sqlite` (see meta.py), never inside a DuckDB file lock, so no
+query however slow can stall registration. `query` opens an in-memory DuckDB, builds each table's
+view from the partitions the SQL can touch (prune.py) and the files present in their folders now,
+and runs: a missing partition folder is skipped (`status` reports it) and planning costs the same
+at 10,000 partitions as at 10. `catalog.duckdb` still holds the same views for people who open it
+with their own DuckDB; it is refreshed whenever nobody holds it, never waited for.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,31 +19,29 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from loglake.catalog.base import Partition, QueryResult, table_name
+from loglake.catalog.meta import MetaStore, PartitionMeta, TableMeta
+from loglake.catalog.prune import DayRange, day_range
 from loglake.config import Config
-from loglake.errors import CatalogBusyError, CatalogError, QueryError
+from loglake.errors import CatalogError, QueryError
 from loglake.schema import quote_identifier, quote_literal, sql_columns
 
 if TYPE_CHECKING:
     from loglake.storage import Lake
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS _loglake_tables (
-    name VARCHAR PRIMARY KEY, location VARCHAR NOT NULL, columns VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS _partitions (
-    table_name VARCHAR NOT NULL, dt DATE NOT NULL, hour INTEGER NOT NULL,
-    registered_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (table_name, dt, hour));
-"""
+_HIVE = "hive_partitioning = true, union_by_name = true, hive_types = {'dt': DATE, 'hour': INTEGER}"
 
 
 class DuckDBCatalog:
-    """Views per table over `read_parquet([...registered partitions...], hive_partitioning)`."""
+    """Registers partitions in SQLite; reads them with DuckDB."""
 
     engine = "duckdb"
 
     def __init__(self, path: Path, filesystem: Any = None, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.filesystem = filesystem  # an fsspec filesystem for s3:// lakes (no httpfs download needed)
-        self.busy_timeout = busy_timeout
+        self.meta = MetaStore(self.path.with_suffix(".sqlite"), busy_timeout)
+        self._imported = False
+        self._dirty = False  # stored views behind the partition list: refreshed at close()
 
     @classmethod
     def from_config(cls, cfg: Config) -> DuckDBCatalog:
@@ -51,94 +52,57 @@ class DuckDBCatalog:
             fs = open_lake(cfg).fs
         return cls(cfg.catalog_path, fs)
 
-    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        if read_only and not self.path.exists():
-            read_only = False  # first use: create it
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                    if "lock" in str(e).lower():
-                        raise CatalogBusyError(f"{self.path} is held by another process: {e}") from e
-                    raise CatalogError(f"cannot open {self.path}: {e}") from e
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        con.execute("SET TimeZone = 'UTC'")
-        if self.filesystem is not None:
-            con.register_filesystem(self.filesystem)
-        if not read_only:
-            con.execute(_SCHEMA)
-        return con
-
+    # ---- Catalog protocol --------------------------------------------------------------------
     def ensure_table(self, table: str, columns: Sequence[str], location: str) -> None:
         name = table_name(table)
-        con = self._connect()
-        try:
-            row = con.execute("SELECT location, columns FROM _loglake_tables WHERE name = ?", [name]).fetchone()
-            if row is not None and row[0] != location:
-                raise CatalogError(f"table {name} is registered at {row[0]}, not {location}")
-            # A table's column set may grow (config change): union_by_name reads old files with nulls.
-            known = row[1].split(",") if row else []
-            merged = known + [c for c in columns if c not in known]
-            if row is None or merged != known:
-                con.execute(
-                    "INSERT OR REPLACE INTO _loglake_tables VALUES (?, ?, ?)", [name, location, ",".join(merged)]
-                )
-                self._rebuild_view(con, name)
-        finally:
-            con.close()
+        self._import_legacy()
+        row = self.meta.table(name)
+        if row is not None and row.location != location:
+            raise CatalogError(f"table {name} is registered at {row.location}, not {location}")
+        # A table's column set may grow (config change): union_by_name reads old files with nulls.
+        known = list(row.columns) if row else []
+        merged = known + [c for c in columns if c not in known]
+        if row is None or merged != known:
+            self.meta.put_table(name, location, merged)
+            self._changed()
 
     def register_partitions(self, table: str, partitions: Sequence[Partition], location: str = "") -> int:
         name = table_name(table)
-        con = self._connect()
-        try:
-            before = con.execute("SELECT count(*) FROM _partitions WHERE table_name = ?", [name]).fetchone()[0]
-            con.executemany(
-                "INSERT INTO _partitions (table_name, dt, hour) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [[name, p.dt, p.hour] for p in partitions],
-            )
-            after = con.execute("SELECT count(*) FROM _partitions WHERE table_name = ?", [name]).fetchone()[0]
-            if after != before:
-                self._rebuild_view(con, name)
-            return after - before
-        finally:
-            con.close()
+        self._import_legacy()
+        added = self.meta.add_partitions(name, [Partition.parse(p.dt, p.hour) for p in partitions])
+        if added:
+            self._changed()
+        return added
 
     def list_partitions(self, table: str) -> list[Partition]:
-        name = table_name(table)
-        con = self._connect(read_only=True)
-        try:
-            if not self._has_meta(con):
-                return []
-            rows = con.execute(
-                "SELECT strftime(dt, '%Y-%m-%d'), hour FROM _partitions WHERE table_name = ? ORDER BY 1, 2", [name]
-            ).fetchall()
-            return [Partition(dt, hour) for dt, hour in rows]
-        finally:
-            con.close()
+        self._import_legacy()
+        return [m.partition for m in self.meta.partitions(table_name(table))]
+
+    def partition_locations(self, table: str) -> dict[Partition, str]:
+        """Each partition's folder: its Hive folder unless a compaction moved it."""
+        meta = self.meta.table(table_name(table))
+        if meta is None:
+            return {}
+        return {m.partition: _folder(meta, m) for m in self.meta.partitions(meta.name)}
+
+    def set_location(self, table: str, partition: Partition, location: str) -> None:
+        """Switch a partition to another folder in one transaction (compaction's commit)."""
+        meta = self.meta.table(table_name(table))
+        default = f"{meta.location.rstrip('/')}/{partition.path}" if meta else ""
+        self.meta.set_location(table_name(table), partition, "" if location == default else location)
+        self._changed()
 
     def drop_partition(self, table: str, partition: Partition) -> bool:
-        name = table_name(table)
-        con = self._connect()
-        try:
-            n = con.execute(
-                "DELETE FROM _partitions WHERE table_name = ? AND dt = ? AND hour = ? RETURNING 1",
-                [name, partition.dt, partition.hour],
-            ).fetchall()
-            if n:
-                self._rebuild_view(con, name)
-            return bool(n)
-        finally:
-            con.close()
+        dropped = self.meta.drop_partition(table_name(table), partition)
+        if dropped:
+            self._changed()
+        return dropped
 
     def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
         """Register every `dt=/hour=` folder found on storage (like Trino's sync_partition_metadata
         ADD): rebuilds the embedded catalog from the lake alone, e.g. beside a Trino catalog."""
+        from loglake.rollover.compact import current_location
+
         name = table_name(table)
         found = set()
         for path in lake.fs.glob(lake.path(name, "dt=*", "hour=*")):
@@ -149,19 +113,23 @@ class DuckDBCatalog:
                 continue  # not ours (a stray folder): never register what we cannot parse
         self.ensure_table(name, columns, lake.uri(name))
         self.register_partitions(name, sorted(found), lake.uri(name))
+        for p in sorted(found):  # a compacted partition is read from its latest compaction
+            location = current_location(lake, name, p)
+            if location:
+                self.set_location(name, p, location)
 
     def tables(self) -> list[str]:
-        con = self._connect(read_only=True)
-        try:
-            if not self._has_meta(con):
-                return []
-            return [r[0] for r in con.execute("SELECT name FROM _loglake_tables ORDER BY 1").fetchall()]
-        finally:
-            con.close()
+        self._import_legacy()
+        return [t.name for t in self.meta.tables()]
 
     def query(self, sql: str) -> QueryResult:
-        con = self._connect(read_only=True)
+        self._import_legacy()
+        con = duckdb.connect()
         try:
+            self._prepare(con)
+            for t in self.meta.tables():
+                if re.search(rf"\b{re.escape(t.name)}\b", sql, re.IGNORECASE):
+                    self._create_view(con, t, day_range(sql, t.name), temporary=True)
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description] if cur.description else []
             return QueryResult(columns, cur.fetchall())
@@ -171,37 +139,138 @@ class DuckDBCatalog:
             con.close()
 
     def close(self) -> None:
-        """Nothing stays open between calls."""
+        """Nothing stays open between calls; stored views catch up with this process's changes."""
+        if self._dirty:
+            self.refresh_file()
 
-    @staticmethod
-    def _has_meta(con: duckdb.DuckDBPyConnection) -> bool:
-        return bool(
-            con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = '_loglake_tables'"
-            ).fetchone()[0]
-        )
+    def _changed(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self.meta.put_setting("views_stale", "1")
 
-    def _rebuild_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        location, columns = con.execute(
-            "SELECT location, columns FROM _loglake_tables WHERE name = ?", [name]
-        ).fetchone()
-        parts = con.execute(
-            "SELECT strftime(dt, '%Y-%m-%d'), hour FROM _partitions WHERE table_name = ? ORDER BY 1, 2", [name]
-        ).fetchall()
-        typed = sql_columns(columns.split(","), "duckdb")
-        select = ", ".join(f"CAST({quote_identifier(c)} AS {t}) AS {quote_identifier(c)}" for c, t in typed)
-        if parts:
-            globs = ", ".join(
-                quote_literal(f"{location.rstrip('/')}/{Partition(dt, hour).path}/*.parquet") for dt, hour in parts
-            )
-            body = (
-                f"SELECT {select}, dt, hour FROM read_parquet([{globs}], hive_partitioning = true, "
-                "union_by_name = true, hive_types = {'dt': DATE, 'hour': INTEGER})"
-            )
+    def views_current(self) -> bool:
+        """Whether the views stored in catalog.duckdb match the partition list (compaction deletes
+        replaced files only then, so a user's DuckDB never loses rows to a stale view)."""
+        return self.meta.setting("views_stale") != "1" or self.refresh_file()
+
+    # ---- views -------------------------------------------------------------------------------
+    def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("SET TimeZone = 'UTC'")
+        if self.filesystem is not None:
+            con.register_filesystem(self.filesystem)
+
+    def served_files(self, table: TableMeta, days: DayRange | None = None) -> tuple[list[str], list[Partition]]:
+        """The Parquet files the table's view reads now, and the partitions whose folder is gone."""
+        files: list[str] = []
+        missing: list[Partition] = []
+        days = days or DayRange()
+        for m in self.meta.partitions(table.name, days.lo, days.hi):
+            found = self._list(_folder(table, m))
+            if found is None:
+                missing.append(m.partition)
+            files.extend(found or [])
+        return files, missing
+
+    def _list(self, folder: str) -> list[str] | None:
+        """`*.parquet` directly in a folder (names starting `.` or `_` are in-flight or ours), or
+        None when the folder does not exist."""
+        if self.filesystem is None:
+            try:
+                names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            return [f"{folder}/{n}" for n in names if n.endswith(".parquet") and n[0] not in "._"]
+        try:
+            entries = self.filesystem.ls(folder.removeprefix("s3://"), detail=False, refresh=True)
+        except FileNotFoundError:
+            return None
+        names = sorted(e.rsplit("/", 1)[-1] for e in entries)
+        return [f"{folder}/{n}" for n in names if n.endswith(".parquet") and n[0] not in "._"]
+
+    def _create_view(self, con: duckdb.DuckDBPyConnection, t: TableMeta, days: DayRange, temporary: bool) -> None:
+        typed = sql_columns(list(t.columns), "duckdb")
+        select = ", ".join(f"CAST({quote_identifier(c)} AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
+        files, _missing = self.served_files(t, days)
+        if files:
+            listed = ", ".join(quote_literal(f) for f in files)
+            body = f"SELECT {select}, dt, hour FROM read_parquet([{listed}], {_HIVE})"
         else:
-            nulls = ", ".join(f"CAST(NULL AS {t}) AS {quote_identifier(c)}" for c, t in typed)
+            nulls = ", ".join(f"CAST(NULL AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
             body = f"SELECT {nulls}, CAST(NULL AS DATE) AS dt, CAST(NULL AS INTEGER) AS hour WHERE false"
-        con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(name)} AS {body}")
+        kind = "TEMPORARY VIEW" if temporary else "VIEW"
+        con.execute(f"CREATE OR REPLACE {kind} {quote_identifier(t.name)} AS {body}")
+
+    def refresh_file(self) -> bool:
+        """Rebuild the views stored in `catalog.duckdb` if nobody holds it; False when skipped.
+
+        Never waits: a user's open DuckDB shell must not stall rollover. The stored views list
+        folders as globs (a user's DuckDB re-lists them per query); the next registration retries."""
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error:
+            return False
+        try:
+            self._prepare(con)
+            for t in self.meta.tables():
+                self._create_stored_view(con, t)
+            self.meta.put_setting("views_stale", "0")
+            self._dirty = False
+            return True
+        except duckdb.Error:
+            return False
+        finally:
+            con.close()
+
+    def _create_stored_view(self, con: duckdb.DuckDBPyConnection, t: TableMeta) -> None:
+        typed = sql_columns(list(t.columns), "duckdb")
+        select = ", ".join(f"CAST({quote_identifier(c)} AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
+        folders = [_folder(t, m) for m in self.meta.partitions(t.name)]
+        if folders:
+            globs = ", ".join(quote_literal(f"{f}/*.parquet") for f in folders)
+            body = f"SELECT {select}, dt, hour FROM read_parquet([{globs}], {_HIVE})"
+        else:
+            nulls = ", ".join(f"CAST(NULL AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
+            body = f"SELECT {nulls}, CAST(NULL AS DATE) AS dt, CAST(NULL AS INTEGER) AS hour WHERE false"
+        con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(t.name)} AS {body}")
+
+    # ---- upgrade -----------------------------------------------------------------------------
+    def _import_legacy(self) -> None:
+        """Once: copy tables and partitions registered inside `catalog.duckdb` by earlier
+        versions into the SQLite list (read-only; the old tables are left in place)."""
+        if self._imported:
+            return
+        self._imported = True
+        if self.meta.setting("legacy_imported") is not None:
+            return
+        if self.path.exists():
+            try:
+                con = duckdb.connect(str(self.path), read_only=True)
+            except duckdb.Error as e:
+                raise CatalogError(f"cannot read {self.path} to upgrade it (held by another process?): {e}") from e
+            try:
+                has = con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = '_loglake_tables'"
+                ).fetchone()[0]
+                tables = con.execute("SELECT name, location, columns FROM _loglake_tables").fetchall() if has else []
+                parts = (
+                    con.execute("SELECT table_name, strftime(dt, '%Y-%m-%d'), hour FROM _partitions").fetchall()
+                    if has
+                    else []
+                )
+            finally:
+                con.close()
+            for name, location, columns in tables:
+                self.meta.put_table(name, location, columns.split(","))
+            by_table: dict[str, list[Partition]] = {}
+            for name, dt, hour in parts:
+                by_table.setdefault(name, []).append(Partition(dt, hour))
+            for name, found in by_table.items():
+                self.meta.add_partitions(name, found)
+        self.meta.put_setting("legacy_imported", "1")
+
+
+def _folder(table: TableMeta, m: PartitionMeta) -> str:
+    return m.location or f"{table.location.rstrip('/')}/{m.partition.path}"
 
 
 def _query_error(e: Exception) -> str:

@@ -78,8 +78,9 @@ class TrinoCatalog:
 
     engine = "trino"
 
-    def __init__(self, tc: TrinoConfig, location_root: str) -> None:
+    def __init__(self, tc: TrinoConfig, location_root: str, lake_url: str = "") -> None:
         self.tc = tc
+        self.lake_url = (lake_url or location_root).rstrip("/")
         self.catalog = quote_identifier(tc.catalog)
         self.schema = quote_identifier(tc.schema)
         self.location_root = location_root.rstrip("/")
@@ -88,7 +89,7 @@ class TrinoCatalog:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrinoCatalog:
-        return cls(cfg.catalog.trino, cfg.catalog.trino.location or cfg.lake_url)
+        return cls(cfg.catalog.trino, cfg.catalog.trino.location or cfg.lake_url, cfg.lake_url)
 
     # ---- connection -----------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -205,6 +206,25 @@ class TrinoCatalog:
                     raise  # a concurrent rollover registering the same partition is success
         return added
 
+    def set_location(self, table: str, partition: Partition, location: str) -> None:
+        """Re-register a partition at another folder. Trino has no atomic location change
+        (trinodb/trino#3501), so this is unregister + register: a query planned between the two
+        calls misses the partition. Safe to repeat (a compaction rerun finishes it)."""
+        name = table_name(table)
+        p = Partition.parse(partition.dt, partition.hour)
+        values = f"ARRAY[{quote_literal(p.dt)}, {quote_literal(f'{p.hour:02d}')}]"
+        args = f"schema_name => {quote_literal(self.tc.schema)}, table_name => {quote_literal(name)}, "
+        args += f"partition_columns => ARRAY['dt', 'hour'], partition_values => {values}"
+        if location.startswith(self.lake_url + "/"):  # the lake's URL as Trino sees it
+            location = self.location_root + location[len(self.lake_url) :]
+        if p in set(self.list_partitions(name)):
+            self._run(f"CALL {self.catalog}.system.unregister_partition({args})")
+        self._run(f"CALL {self.catalog}.system.register_partition({args}, location => {quote_literal(location)})")
+
+    def views_current(self) -> bool:
+        """Trino reads partition locations from its metastore: nothing to catch up."""
+        return True
+
     def drop_partition(self, table: str, partition: Partition) -> bool:
         name = table_name(table)
         p = Partition.parse(partition.dt, partition.hour)
@@ -226,6 +246,12 @@ class TrinoCatalog:
             f"CALL {self.catalog}.system.sync_partition_metadata({quote_literal(self.tc.schema)}, "
             f"{quote_literal(name)}, 'ADD')"
         )
+        from loglake.rollover.compact import current_location
+
+        for p in self.list_partitions(name):  # sync registers Hive folders; compacted ones move on
+            location = current_location(lake, name, p)
+            if location:
+                self.set_location(name, p, location)
 
     def tables(self) -> list[str]:
         try:

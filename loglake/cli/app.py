@@ -45,7 +45,7 @@ def check_config(config: ConfigOpt = None) -> None:
     )
 
 
-from loglake.cli import commands  # noqa: E402,F401  - registers the remaining commands
+from loglake.cli import commands, lake  # noqa: E402,F401  - registers the remaining commands
 
 
 def main() -> None:

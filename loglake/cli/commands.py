@@ -13,10 +13,13 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, dead_letter_app, err
+from loglake.errors import LoglakeError
 
 if TYPE_CHECKING:
     from loglake.config import Config
     from loglake.rollover import RolloverReport
+    from loglake.rollover.autocompact import AutoCompactor
+    from loglake.rollover.compact import CompactReport
 
 
 MetricsOpt = Annotated[
@@ -135,31 +138,77 @@ def rollover(
 def _rollover_passes(
     cfg: Config, watch: bool, interval: float | None, stop: dict[str, bool]
 ) -> tuple[RolloverReport, int, tuple[int, int, int]]:
-    """One pass, or passes until `stop` with --watch; the last report and the totals."""
+    """One pass, or passes until `stop` with --watch; the last report and the totals.
+
+    With --watch a transient failure (catalog unreachable or busy, storage refusing) is retried
+    with back-off: a slow query or a restarting Trino must never stop the pipeline."""
+    from loglake.rollover import RolloverReport
+    from loglake.rollover.autocompact import AutoCompactor
+
+    passes, totals = 0, (0, 0, 0)
+    compactor = AutoCompactor(cfg) if watch else None
+    backoff = 0.0
+    report = RolloverReport()
+    while True:
+        try:
+            report = _one_pass(cfg, watch)
+            if compactor is not None:
+                compactor.note(report.partitions)
+                _auto_compact(cfg, compactor)
+            backoff = 0.0
+        except LoglakeError as e:
+            if not (watch and e.transient):
+                raise
+            backoff = min(max(backoff * 2, 1.0), 60.0)
+            err.print(f"[yellow]rollover --watch: {e}; retrying in {backoff:.0f}s[/yellow]")
+        passes += 1
+        totals = (totals[0] + report.segments, totals[1] + report.rows, totals[2] + len(report.failed))
+        if not watch or stop["now"]:
+            break
+        deadline = time.monotonic() + max(backoff, interval or cfg.rollover.watch_interval)
+        while time.monotonic() < deadline and not stop["now"]:
+            time.sleep(0.1)
+        if stop["now"]:
+            break
+    return report, passes, totals
+
+
+def _one_pass(cfg: Config, watch: bool) -> RolloverReport:
     from loglake import metrics
     from loglake.rollover import run_rollover
     from loglake.rollover.segments import closed_segments
 
-    passes, totals = 0, (0, 0, 0)
-    while True:
-        pending = closed_segments(cfg)
-        total = sum(s.path.stat().st_size for s in pending if s.path.exists())
-        with _progress(total) as progress:
-            task = progress.add_task("rollover", total=total or None)
-            report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
-        passes += 1
-        metrics.observe_rollover(report.segments, closed_segments(cfg))
-        totals = (totals[0] + report.segments, totals[1] + report.rows, totals[2] + len(report.failed))
-        if not watch or report.segments or report.failed:  # idle --watch passes stay quiet
-            _print_rollover(report)
-        if not watch or stop["now"]:
-            break
-        deadline = time.monotonic() + (interval or cfg.rollover.watch_interval)
-        while time.monotonic() < deadline and not stop["now"]:
-            time.sleep(0.2)
-        if stop["now"]:
-            break
-    return report, passes, totals
+    pending = closed_segments(cfg)
+    total = sum(s.path.stat().st_size for s in pending if s.path.exists())
+    with _progress(total) as progress:
+        task = progress.add_task("rollover", total=total or None)
+        report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
+    metrics.observe_rollover(report.segments, closed_segments(cfg))
+    if not watch or report.segments or report.failed:  # idle --watch passes stay quiet
+        _print_rollover(report)
+    return report
+
+
+def _auto_compact(cfg: Config, compactor: AutoCompactor) -> None:
+    from loglake.catalog import load_catalog
+
+    if not compactor.enabled or time.monotonic() < compactor.next_at:
+        return
+    catalog = load_catalog(cfg)
+    try:
+        done = compactor.maybe_run(catalog)
+    finally:
+        catalog.close()
+    if done and (done.partitions or done.deleted or done.finished):
+        _print_compact(done)
+
+
+def _print_compact(r: CompactReport) -> None:
+    err.print(
+        f"compact: {r.partitions} partition(s) merged, {r.files_in} -> {r.files_out} file(s), "
+        f"{r.bytes_in:,} -> {r.bytes_out:,} bytes, {r.deleted} retired file(s) deleted, "
+        f"{r.finished} interrupted switch(es) finished, {r.seconds:.2f}s"
+    )
 
 
 def _print_rollover(report: RolloverReport) -> None:
@@ -237,7 +286,7 @@ def report(
 def _table_columns(catalog: object, table: str) -> list[str]:
     from loglake.schema import quote_identifier
 
-    return catalog.query(f"SELECT * FROM {quote_identifier(table)} LIMIT 0").columns  # type: ignore[attr-defined]
+    return catalog.query(f"SELECT * FROM {quote_identifier(table)} LIMIT 0").columns
 
 
 @app.command("status")

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from loglake.catalog import Catalog, load_catalog
+from loglake.catalog.base import Partition
 from loglake.config import Config
 from loglake.errors import LoglakeError, SegmentError
 from loglake.fsutil import atomic_write_json
+from loglake.rollover.compact import partition_lock, target_folder
 from loglake.rollover.convert import PartitionFile, read_segment, write_partitions
 from loglake.rollover.segments import Claim, Segment, closed_segments, park_failed, retire
 from loglake.storage import open_lake
@@ -105,7 +107,19 @@ def run_rollover(
         table = read_segment(str(segment.path))
         r = cfg.rollover
         meta = _file_metadata(cfg, segment)
-        return table, write_partitions(lake, segment.table, segment.id, table, r.compression, r.row_group_size, meta)
+
+        def place(partition: Partition, name: str, data: bytes) -> str | None:
+            # Under the partition's lock: a compaction of the same hour never misses this file.
+            with partition_lock(cfg, segment.table, partition):
+                folder = target_folder(cfg, lake, segment.table, partition, name)
+                if folder is None:
+                    return None  # a compaction already holds these rows (a rerun after a crash)
+                lake.write_atomic(f"{folder}/{name}", data)
+                return f"{folder}/{name}"
+
+        return table, write_partitions(
+            lake, segment.table, segment.id, table, r.compression, r.row_group_size, meta, place
+        )
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loglake-rollover") as pool:

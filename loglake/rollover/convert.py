@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -85,6 +86,11 @@ def split_by_hour(table: pa.Table) -> list[tuple[Partition, pa.Table]]:
     return out
 
 
+#: Where a partition's file goes: called with the partition, the file name and its bytes; writes
+#: them and returns the path, or None when that file's rows are already in the lake.
+Place = Callable[[Partition, str, bytes], str | None]
+
+
 def write_partitions(
     lake: Lake,
     table_name: str,
@@ -93,6 +99,7 @@ def write_partitions(
     compression: str,
     row_group_size: int,
     metadata: dict[str, str] | None = None,
+    place: Place | None = None,
 ) -> list[PartitionFile]:
     """Write one Parquet file per partition, named after the segment so a rerun overwrites it."""
     files = []
@@ -108,7 +115,11 @@ def write_partitions(
             coerce_timestamps="us",
         )
         data = sink.getvalue().to_pybytes()
-        path = lake.path(table_name, partition.path, f"{segment_id}.parquet")
-        lake.write_atomic(path, data)
-        files.append(PartitionFile(partition, path, rows.num_rows, len(data)))
+        name = f"{segment_id}.parquet"
+        if place is None:
+            path: str | None = lake.path(table_name, partition.path, name)
+            lake.write_atomic(path, data)
+        else:
+            path = place(partition, name, data)
+        files.append(PartitionFile(partition, path or "", rows.num_rows, len(data) if path else 0))
     return files

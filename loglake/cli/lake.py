@@ -1,0 +1,136 @@
+"""`compact` and `alert`: keeping the lake small and saying when the site is down."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from loglake.cli.app import ConfigOpt, app, config_from, err
+from loglake.errors import LoglakeError, UsageError
+
+if TYPE_CHECKING:
+    from loglake.catalog import Catalog
+    from loglake.config import Config
+    from loglake.queries.alerts import Verdict
+
+
+@app.command("compact")
+def compact(
+    table: Annotated[list[str] | None, typer.Option("--table", help="Only this table (repeatable)")] = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only hours that ended at least this long ago: 0, 90s, 10m, 1h, 2d")
+    ] = "0",
+    config: ConfigOpt = None,
+) -> None:
+    """Merge each closed hour's small Parquet files into few large ones (no reader sees a gap)."""
+    from loglake.catalog import load_catalog
+    from loglake.cli.commands import _print_compact
+    from loglake.queries.alerts import window_seconds
+
+    cfg = config_from(config)
+    try:
+        age = 0.0 if older_than.strip() == "0" else window_seconds(older_than)
+    except ValueError as e:
+        raise UsageError(f"--older-than: {e}") from None
+    known = {t.name for t in cfg.tables}
+    for name in table or []:
+        if name not in known:
+            raise UsageError(f"unknown table {name!r}; configured: {', '.join(sorted(known))}")
+    from loglake.rollover.compact import run_compact
+
+    catalog = load_catalog(cfg)
+    try:
+        report = run_compact(cfg, catalog, table or None, age)
+    finally:
+        catalog.close()
+    _print_compact(report)
+
+
+@app.command("alert")
+def alert(
+    watch: Annotated[bool, typer.Option("--watch", help="Re-evaluate every alerting.interval; notify changes")] = False,
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="Only this rule (repeatable)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    engine: Annotated[str | None, typer.Option("--engine", help="duckdb | trino (default: the catalog)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Evaluate the alert rules: exit 0 all quiet, 1 something fires, 75 could not evaluate."""
+    from loglake.catalog import load_catalog
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    cfg = config_from(config)
+    rules = [r for r in cfg.alerts if not rule or r.name in rule]
+    unknown = set(rule or []) - {r.name for r in cfg.alerts}
+    if unknown:
+        raise UsageError(f"unknown rule(s) {', '.join(sorted(unknown))}; configured: {_names(cfg)}")
+    catalog = load_catalog(cfg, engine)
+    try:
+        if watch:
+            _watch(cfg, catalog, rules)
+            return
+        verdicts = _evaluate(catalog, rules)
+    finally:
+        catalog.close()
+    _print_verdicts(verdicts, fmt)
+    if any(v.firing for v in verdicts):
+        raise typer.Exit(1)
+
+
+def _names(cfg: Config) -> str:
+    return ", ".join(r.name for r in cfg.alerts)
+
+
+def _evaluate(catalog: Catalog, rules: list) -> list[Verdict]:
+    from loglake.queries.alerts import evaluate
+
+    return [evaluate(catalog, r) for r in rules]
+
+
+def _print_verdicts(verdicts: list[Verdict], fmt: str) -> None:
+    import json
+
+    if fmt == "json":
+        typer.echo(json.dumps([v.as_dict() for v in verdicts], indent=2, default=str))
+        return
+    for v in verdicts:
+        mark = "[bold red]FIRING[/bold red]" if v.firing else "[green]ok[/green]"
+        err.print(f"{mark} {v.rule}: {v.message}")
+    firing = sum(v.firing for v in verdicts)
+    err.print(f"alert: {len(verdicts)} rule(s), {firing} firing")
+
+
+def _watch(cfg: Config, catalog: Catalog, rules: list) -> None:
+    """Evaluate every interval; send each change of state once; stop cleanly on SIGTERM/SIGINT."""
+    from loglake.lifecycle import on_stop_signals
+    from loglake.queries.notify import AlertState, Notifier, NotifyError
+
+    notifier = Notifier(cfg)
+    state = AlertState(cfg.state_dir / "alerts.json")
+    stop = {"now": False}
+    rounds = sent = 0
+    with on_stop_signals(lambda signum: stop.__setitem__("now", True)):
+        while not stop["now"]:
+            try:
+                verdicts = _evaluate(catalog, rules)
+            except LoglakeError as e:
+                err.print(f"[yellow]alert --watch: could not evaluate: {e}[/yellow]")
+                verdicts = []
+            rounds += 1
+            for event in state.transitions(verdicts):
+                err.print(f"[bold]{event['state'].upper()}[/bold] {event['rule']}: {event['message']}")
+                try:
+                    notifier.send(event)
+                except NotifyError as e:
+                    err.print(f"[yellow]alert --watch: {e} (sent again next round)[/yellow]")
+                    continue
+                state.mark(event)
+                sent += 1
+            deadline = time.monotonic() + cfg.alerting.interval
+            while time.monotonic() < deadline and not stop["now"]:
+                with contextlib.suppress(InterruptedError):
+                    time.sleep(0.1)
+    err.print(f"alert --watch: stopped after {rounds} round(s), {sent} notification(s) sent")

@@ -1,0 +1,103 @@
+"""Telling someone: a rule that starts or stops firing runs a command and/or POSTs to a webhook.
+
+Only changes of state are sent (firing, resolved), never a repeat while a rule stays firing, and
+the last known state is kept in `state/alerts.json` so a restarted `alert --watch` does not page
+again for an alert already sent. The webhook token comes from an environment variable or a file,
+never from the config value, and travels only over https (or to localhost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loglake.config import AlertingConfig, Config
+from loglake.errors import ConfigError
+from loglake.fsutil import atomic_write_json, read_json
+from loglake.queries.alerts import Verdict
+
+
+class NotifyError(Exception):
+    """A command or webhook failed; the transition is retried at the next evaluation."""
+
+
+def _token(a: AlertingConfig) -> str:
+    if a.webhook_token_file:
+        try:
+            return Path(a.webhook_token_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError([f"alerting.webhook_token_file: cannot read {a.webhook_token_file}: {e.strerror}"]) from e
+    return os.environ.get(a.webhook_token_env, "")
+
+
+class Notifier:
+    def __init__(self, cfg: Config) -> None:
+        self.a = cfg.alerting
+        self.token = _token(self.a) if self.a.webhook_url else ""
+
+    def send(self, event: dict[str, Any]) -> None:
+        body = json.dumps(event, default=str).encode()
+        if self.a.command:
+            self._run_command(body)
+        if self.a.webhook_url:
+            self._post(body)
+
+    def _run_command(self, body: bytes) -> None:
+        try:
+            done = subprocess.run(
+                shlex.split(self.a.command), input=body, capture_output=True, timeout=self.a.timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise NotifyError(f"alerting.command failed: {e}") from e
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip()[-200:]
+            raise NotifyError(f"alerting.command exited {done.returncode}: {tail}")
+
+    def _post(self, body: bytes) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "loglake-alert"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.a.webhook_url, data=body, headers=headers, method="POST")
+        context = ssl.create_default_context(cafile=self.a.ca_bundle or None)
+        try:
+            with urllib.request.urlopen(request, timeout=self.a.timeout, context=context) as response:
+                if response.status >= 300:
+                    raise NotifyError(f"webhook answered {response.status}")
+        except OSError as e:  # URLError, HTTPError, TLS and timeouts are all OSErrors
+            raise NotifyError(f"webhook {self.a.webhook_url.split('?')[0]}: {e}") from e
+
+
+class AlertState:
+    """Which rules were last reported firing (persisted), and the transitions a new round makes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.firing: dict[str, bool] = dict(read_json(path).get("firing", {}))
+        except (OSError, ValueError, AttributeError):
+            self.firing = {}
+
+    def transitions(self, verdicts: list[Verdict]) -> list[dict[str, Any]]:
+        events = []
+        for v in verdicts:
+            before = self.firing.get(v.rule, False)
+            if v.firing != before:
+                state = "firing" if v.firing else "resolved"
+                events.append({"state": state, "at": datetime.now(UTC).isoformat(), **v.as_dict()})
+        return events
+
+    def mark(self, event: dict[str, Any]) -> None:
+        self.firing[event["rule"]] = event["state"] == "firing"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path, {"firing": self.firing, "at": time.time()})
+
+
+__all__ = ["AlertState", "Notifier", "NotifyError"]

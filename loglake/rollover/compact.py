@@ -1,0 +1,349 @@
+"""Compaction: a partition's small files merged into few large ones, switched in without a gap.
+
+The Hive layout has no atomic multi-file swap, so a compaction never touches the files readers are
+reading. For partition P (folder `dt=D/hour=H/`, or the folder of its last compaction):
+
+1. under P's lock, list P's current folder; merge its small files (sorted by `ts`, DuckDB, bounded
+   memory) into `dt=D/hour=H/_compacted/g<N>/` beside copies of the files already large;
+2. write P's record `dt=D/hour=H/_compaction.json` saying generation N is *pending* (the commit
+   point: from here on a rerun finishes the switch instead of redoing the merge);
+3. point the catalog at the new folder: DuckDB in one SQLite UPDATE (a reader sees the old files or
+   the new, never both or neither); Trino by unregister + register (Trino has no atomic partition
+   location change, trinodb/trino#3501: a Trino query planned in those milliseconds misses P);
+4. mark the record *switched* and list the old files as retired: they are deleted by a later run
+   once `grace` has passed, so a query that started before the switch still finds them.
+
+Rollover writes into P's current folder under the same lock, and skips a segment whose rows a
+compaction already holds (a rollover rerun after a crash), so a late file is neither lost nor
+doubled. A plain-glob reader of `dt=*/hour=*/*.parquet` sees every hour never compacted exactly
+once; a recursive glob sees compacted hours twice during the grace period and once after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loglake.catalog.base import Catalog, Partition
+from loglake.config import Config
+from loglake.storage import Lake
+
+RECORD = "_compaction.json"
+_STRIPES = 64
+
+
+@dataclass
+class CompactReport:
+    partitions: int = 0  # partitions merged
+    files_in: int = 0
+    files_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    deleted: int = 0  # retired files removed after their grace period
+    finished: int = 0  # switches left pending by an interrupted run, finished now
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def partition_lock(cfg: Config, table: str, p: Partition) -> Iterator[None]:
+    """An flock shared by rollover and compaction of one partition (striped over 64 files, so the
+    lock files never grow with history). Excludes processes on this host only: run compaction
+    for a shared lake on one host."""
+    folder = cfg.state_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stripe = zlib.crc32(f"{table}/{p.path}".encode()) % _STRIPES
+    fd = os.open(folder / f"partition-{stripe:02d}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_record(lake: Lake, table: str, p: Partition) -> dict[str, Any] | None:
+    try:
+        return json.loads(lake.fs.cat_file(lake.path(table, p.path, RECORD)))
+    except FileNotFoundError:
+        return None
+
+
+def _write_record(lake: Lake, table: str, p: Partition, record: dict[str, Any]) -> None:
+    lake.write_atomic(lake.path(table, p.path, RECORD), json.dumps(record, sort_keys=True).encode())
+
+
+def current_location(lake: Lake, table: str, p: Partition) -> str:
+    """The URI of P's latest compaction folder, or "" when P was never compacted."""
+    record = read_record(lake, table, p)
+    return record["location"] if record else ""
+
+
+def target_folder(cfg: Config, lake: Lake, table: str, p: Partition, name: str) -> str | None:
+    """Where rollover writes `name` for P (call under `partition_lock`): P's current folder, or
+    None when a compaction already merged that segment's rows."""
+    record = read_record(lake, table, p)
+    if record is None:
+        return lake.path(table, p.path)
+    if name in record.get("consumed", []):
+        return None
+    return _path(lake, record["location"])
+
+
+def _path(lake: Lake, uri: str) -> str:
+    return uri.removeprefix("s3://")
+
+
+def _list(lake: Lake, folder: str) -> list[tuple[str, int]]:
+    try:
+        entries = lake.fs.ls(folder, detail=True, refresh=True)
+    except FileNotFoundError:
+        return []
+    out = []
+    for e in entries:
+        name = e["name"].rstrip("/").rsplit("/", 1)[-1]
+        if e.get("type") == "file" and name.endswith(".parquet") and name[0] not in "._":
+            out.append((e["name"], int(e.get("size") or 0)))
+    return sorted(out)
+
+
+def compact_partition(
+    cfg: Config, lake: Lake, catalog: Catalog, table: str, p: Partition, report: CompactReport, purge: bool = True
+) -> None:
+    """One partition, under its lock: finish a pending switch, delete what has served its grace
+    (`purge`: only when every stored view points at current folders), then merge if at least two
+    files are small."""
+    with partition_lock(cfg, table, p):
+        record = read_record(lake, table, p) or {}
+        if record.get("state") == "pending":
+            _switch(cfg, lake, catalog, table, p, record)
+            report.finished += 1
+        if record and purge:
+            report.deleted += _purge(lake, table, p, record)
+        current = _path(lake, record["location"]) if record else lake.path(table, p.path)
+        files = _list(lake, current)
+        if record:  # files another host's rollover left in the Hive folder: adopt them
+            consumed = set(record.get("consumed", []))
+            files += [f for f in _list(lake, lake.path(table, p.path)) if _name(f[0]) not in consumed]
+        target = cfg.rollover.compact_target_bytes
+        small = [f for f in files if f[1] < target]
+        if len(small) < 2:
+            return
+        _merge(cfg, lake, catalog, table, p, record, files, small, report)
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _merge(
+    cfg: Config,
+    lake: Lake,
+    catalog: Catalog,
+    table: str,
+    p: Partition,
+    record: dict[str, Any],
+    files: list[tuple[str, int]],
+    small: list[tuple[str, int]],
+    report: CompactReport,
+) -> None:
+    generation = int(record.get("generation", 0)) + 1
+    folder = lake.path(table, p.path, "_compacted", f"g{generation}")
+    with contextlib.suppress(FileNotFoundError):
+        lake.fs.rm(folder, recursive=True)  # a merge interrupted before its record: not served, redo
+    out = _write_merged(cfg, lake, [f for f, _ in small], folder, f"g{generation}")
+    for path, _size in files:
+        if (path, _size) not in small:
+            lake.fs.copy(path, f"{folder}/{_name(path)}")  # a file already large: moved as it is
+    _fault("compact-merged")
+    merged_segments = [_name(f) for f, _ in small if not _name(f).startswith("part-g")]
+    new = {
+        "generation": generation,
+        "location": lake.uri(table, p.path, "_compacted", f"g{generation}"),
+        "state": "pending",
+        "consumed": sorted(set(record.get("consumed", [])) | set(merged_segments)),
+        "retired": [
+            *record.get("retired", []),
+            {"files": [f for f, _ in files], "after": time.time() + cfg.rollover.compact_grace},
+        ],
+        "at": datetime.now(UTC).isoformat(),
+    }
+    _write_record(lake, table, p, new)  # the commit point
+    _fault("compact-recorded")
+    _switch(cfg, lake, catalog, table, p, new)
+    _fault("compact-switched")
+    report.partitions += 1
+    report.files_in += len(small)
+    report.bytes_in += sum(s for _, s in small)
+    report.files_out += len(out)
+    report.bytes_out += sum(s for _, s in out)
+
+
+def _fault(step: str) -> None:
+    """Crash tests: `LOGLAKE_FAULT=<step>` kills the process right after that step."""
+    if os.environ.get("LOGLAKE_FAULT") == step:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _switch(cfg: Config, lake: Lake, catalog: Catalog, table: str, p: Partition, record: dict[str, Any]) -> None:
+    catalog.set_location(table, p, record["location"])
+    record["state"] = "switched"
+    _write_record(lake, table, p, record)
+
+
+def _purge(lake: Lake, table: str, p: Partition, record: dict[str, Any]) -> int:
+    """Delete retired files whose grace has passed; the record keeps the rest."""
+    now = time.time()
+    due = [r for r in record.get("retired", []) if r["after"] <= now]
+    if not due:
+        return 0
+    current = _path(lake, record["location"])
+    deleted = 0
+    for entry in due:
+        for path in entry["files"]:
+            if path.startswith(current + "/"):
+                continue  # never the files being served
+            with contextlib.suppress(FileNotFoundError):
+                lake.fs.rm_file(path)
+                deleted += 1
+    record["retired"] = [r for r in record["retired"] if r["after"] > now]
+    _write_record(lake, table, p, record)
+    for old in range(1, int(record["generation"])):  # emptied generation folders
+        with contextlib.suppress(FileNotFoundError, OSError):
+            folder = lake.path(table, p.path, "_compacted", f"g{old}")
+            if lake.fs.exists(folder) and not lake.fs.ls(folder):
+                lake.fs.rmdir(folder)
+    return deleted
+
+
+def _write_merged(cfg: Config, lake: Lake, inputs: list[str], folder: str, prefix: str) -> list[tuple[str, int]]:
+    """Merge with DuckDB into a local scratch folder (its sort spills to disk, so memory stays
+    bounded whatever the partition's size), then upload each file whole."""
+    import duckdb
+
+    from loglake.schema import quote_literal
+
+    scratch = Path(tempfile.mkdtemp(prefix=".compact-", dir=cfg.state_dir))
+    try:
+        con = duckdb.connect(config={"memory_limit": cfg.rollover.compact_memory, "temp_directory": str(scratch)})
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if not lake.is_local:
+                con.register_filesystem(lake.fs)
+            sources = ", ".join(quote_literal(lake.uri(_path(lake, f)) if not lake.is_local else f) for f in inputs)
+            meta = _common_metadata(lake, inputs)
+            kv = ", KV_METADATA {" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in meta.items()) + "}"
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true, hive_partitioning = false) "
+                f"ORDER BY ts) TO {quote_literal(str(scratch / 'out'))} (FORMAT parquet, COMPRESSION "
+                f"{_codec(cfg)}, ROW_GROUP_SIZE {cfg.rollover.row_group_size}, FILE_SIZE_BYTES "
+                f"{cfg.rollover.compact_target_bytes}, FILENAME_PATTERN 'part-{prefix}-{{i}}'{kv if meta else ''})"
+            )
+        finally:
+            con.close()
+        out = []
+        for local in sorted((scratch / "out").glob("*.parquet")):
+            data = local.read_bytes()
+            lake.write_atomic(f"{folder}/{local.name}", data)
+            out.append((f"{folder}/{local.name}", len(data)))
+        return out
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _codec(cfg: Config) -> str:
+    return {"none": "uncompressed"}.get(cfg.rollover.compression, cfg.rollover.compression)
+
+
+def _common_metadata(lake: Lake, inputs: list[str]) -> dict[str, str]:
+    """Keep `loglake.pii_key_id` when every input carries the same one (compaction never mixes
+    keys: partitions written under two keys keep one merged file per key)."""
+    import pyarrow.parquet as pq
+
+    ids = set()
+    for path in inputs:
+        with lake.fs.open(path, "rb") as f:
+            md = pq.ParquetFile(f).schema_arrow.metadata or {}
+        ids.add(md.get(b"loglake.pii_key_id", b"").decode())
+    return {"loglake.pii_key_id": ids.pop()} if len(ids) == 1 and "" not in ids else {}
+
+
+def served(lake: Lake, table: str, p: Partition) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(files the catalog serves for P, replaced files still waiting out their grace period)."""
+    record = read_record(lake, table, p)
+    if record is None:
+        return _list(lake, lake.path(table, p.path)), []
+    files = _list(lake, _path(lake, record["location"]))
+    consumed = set(record.get("consumed", []))
+    hive = _list(lake, lake.path(table, p.path))
+    strays = [f for f in hive if _name(f[0]) not in consumed]  # late files another host left (next merge)
+    retired = {path for r in record.get("retired", []) for path in r["files"]}
+    grace = [f for f in hive if f[0] in retired]
+    if record["location"] != lake.uri(table, p.path):
+        for g in range(1, int(record["generation"])):
+            grace += [f for f in _list(lake, lake.path(table, p.path, "_compacted", f"g{g}")) if f[0] in retired]
+    return files + strays, grace
+
+
+def closed_partitions(catalog: Catalog, table: str, older_than: float, now: float | None = None) -> list[Partition]:
+    """Registered partitions whose hour ended at least `older_than` seconds ago."""
+    now = time.time() if now is None else now
+    out = []
+    for p in catalog.list_partitions(table):
+        end = datetime.fromisoformat(p.dt).replace(tzinfo=UTC).timestamp() + (p.hour + 1) * 3600
+        if end + older_than <= now:
+            out.append(p)
+    return out
+
+
+def run_compact(
+    cfg: Config,
+    catalog: Catalog,
+    tables: list[str] | None = None,
+    older_than: float = 0.0,
+    on_partition: Callable[[str, Partition], None] | None = None,
+) -> CompactReport:
+    """Compact every closed partition of the tables (all configured ones by default)."""
+    from loglake.storage import open_lake
+
+    started = time.monotonic()
+    lake = open_lake(cfg)
+    report = CompactReport()
+    known = set(catalog.tables())
+    purge = catalog.views_current()
+    for table in tables or [t.name for t in cfg.tables]:
+        if table not in known:
+            continue
+        for p in closed_partitions(catalog, table, older_than):
+            compact_partition(cfg, lake, catalog, table, p, report, purge)
+            if on_partition:
+                on_partition(table, p)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+__all__ = [
+    "RECORD",
+    "CompactReport",
+    "closed_partitions",
+    "compact_partition",
+    "current_location",
+    "partition_lock",
+    "read_record",
+    "run_compact",
+    "served",
+    "target_folder",
+]
