@@ -240,6 +240,18 @@ def _apply_profile(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     return _merge(PROFILES[name], data)
 
 
+def effective(cfg: Config) -> dict[str, Any]:
+    """The values a profile decides, as they came out (for check-config and status)."""
+    keys = {
+        section: sorted({k for prof in PROFILES.values() for k in prof.get(section, {})})
+        for section in ("writer", "rollover")
+    }
+    return {
+        "profile": cfg.profile or "default",
+        **{f"{section}.{k}": getattr(getattr(cfg, section), k) for section, names in keys.items() for k in names},
+    }
+
+
 def _default_host_id() -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-").lower() or "host"
 

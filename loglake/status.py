@@ -62,7 +62,14 @@ def _table_status(lake: Any, table: str) -> dict[str, Any]:
 
 def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     spool = cfg.spool_dir
-    st: dict[str, Any] = {"data_dir": str(cfg.data_dir), "lake": cfg.lake_url, "catalog": cfg.catalog.type}
+    from loglake.config import effective
+
+    st: dict[str, Any] = {
+        "data_dir": str(cfg.data_dir),
+        "lake": cfg.lake_url,
+        "catalog": cfg.catalog.type,
+        "profile": effective(cfg),
+    }
     open_n, open_b = _files(spool, "*/*.csv.open")
     closed_n, closed_b = _files(spool, "[!_]*/*.csv")
     failed_n, failed_b = _files(spool / FAILED, "*/*.csv")
@@ -194,6 +201,8 @@ def render_status(st: dict[str, Any]) -> None:
     console.print(
         f"[bold]data[/bold] {st['data_dir']}  [bold]lake[/bold] {st['lake']}  [bold]catalog[/bold] {st['catalog']}"
     )
+    prof = st.get("profile", {})
+    console.print("profile: " + " ".join(f"{k}={v}" for k, v in prof.items()))
     console.print(
         f"spool: {sp['open_segments']} open ({sp['open_bytes']:,} B), {sp['closed_segments']} closed "
         f"({sp['closed_bytes']:,} B), {sp['failed_segments']} failed"

@@ -38,11 +38,14 @@ def config_from(path: Path | None) -> Config:
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration and report every problem at once."""
     cfg = config_from(config)
+    from loglake.config import effective
+
     tables = ", ".join(f"{t.name}({len(t.columns)} columns)" for t in cfg.tables)
     err.print(
         f"[green]ok[/green] {cfg.source}: format={cfg.writer.format} tables={tables} "
-        f"data_dir={cfg.data_dir} catalog={cfg.catalog.type}"
+        f"data_dir={cfg.data_dir} catalog={cfg.catalog.type} alerts={','.join(r.name for r in cfg.alerts)}"
     )
+    err.print("effective: " + " ".join(f"{k}={v}" for k, v in effective(cfg).items()))
 
 
 from loglake.cli import commands, lake  # noqa: E402,F401  - registers the remaining commands
@@ -56,7 +59,9 @@ def main() -> None:
     import os
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a `typer.Exit(n)` code instead of exiting
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (ConfigError, UsageError) as e:
         _fail(str(e), 2)
     except LoglakeError as e:

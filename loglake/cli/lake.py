@@ -67,14 +67,18 @@ def alert(
     unknown = set(rule or []) - {r.name for r in cfg.alerts}
     if unknown:
         raise UsageError(f"unknown rule(s) {', '.join(sorted(unknown))}; configured: {_names(cfg)}")
-    catalog = load_catalog(cfg, engine)
     try:
-        if watch:
-            _watch(cfg, catalog, rules)
-            return
-        verdicts = _evaluate(catalog, rules)
-    finally:
-        catalog.close()
+        catalog = load_catalog(cfg, engine)
+        try:
+            if watch:
+                _watch(cfg, catalog, rules)
+                return
+            verdicts = _evaluate(catalog, rules)
+        finally:
+            catalog.close()
+    except LoglakeError as e:  # exit 1 means "firing": an evaluation that failed is 75, never 1
+        err.print(f"error: could not evaluate the alert rules: {e}")
+        raise typer.Exit(75) from None
     _print_verdicts(verdicts, fmt)
     if any(v.firing for v in verdicts):
         raise typer.Exit(1)

@@ -6,6 +6,6 @@ SELECT
     count(*) AS logins,
     count(DISTINCT username) AS users
 FROM logins
-WHERE ts >= :since AND ts < :until
+WHERE dt BETWEEN CAST(:since AS DATE) AND CAST(:until AS DATE) AND ts >= :since AND ts < :until
 GROUP BY 1, 2
 ORDER BY 1, 3 DESC, 2

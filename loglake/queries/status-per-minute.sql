@@ -4,6 +4,6 @@ SELECT date_trunc('minute', ts) AS minute,
        count_if(status >= 500) AS errors_5xx,
        round(CAST(count_if(status >= 500) AS double) * 100 / count(*), 2) AS pct_5xx
 FROM access_log
-WHERE ts >= :since AND ts < :until
+WHERE dt BETWEEN CAST(:since AS DATE) AND CAST(:until AS DATE) AND ts >= :since AND ts < :until
 GROUP BY date_trunc('minute', ts)
 ORDER BY minute

@@ -1,6 +1,6 @@
--- Distinct users and clients per day (dt is the partition column, so days prune whole folders).
+-- Distinct users and clients per day (the dt bound prunes whole days of partitions on every engine).
 SELECT dt AS day, count(DISTINCT username) AS users, count(DISTINCT client_ip) AS clients, count(*) AS requests
 FROM access_log
-WHERE ts >= :since AND ts < :until
+WHERE dt BETWEEN CAST(:since AS DATE) AND CAST(:until AS DATE) AND ts >= :since AND ts < :until
 GROUP BY dt
 ORDER BY day
