@@ -34,7 +34,8 @@ def test_profiles_set_defaults_beneath_explicit_keys(tmp_path: Path) -> None:
 
 
 def _line(t: datetime, i: int, status: int = 200) -> bytes:
-    return f'198.51.100.{i % 250} - u{i % 7} [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /r/{i % 13} HTTP/1.1" {status} 99 "-" "t"\n'.encode()
+    when = f"{t:%d/%b/%Y:%H:%M:%S} +0000"
+    return f'198.51.100.{i % 250} - u{i % 7} [{when}] "GET /r/{i % 13} HTTP/1.1" {status} 99 "-" "t"\n'.encode()
 
 
 def _count(data_dir: Path, sql: str) -> list:

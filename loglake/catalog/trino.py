@@ -31,8 +31,15 @@ except ImportError as e:  # pragma: no cover
     raise NotInstalledError("the Trino catalog needs the trino client: pip install trino") from e
 
 
-#: Trino errors that mean "try again shortly" (a coordinator still starting, a worker not yet seen).
-_TRANSIENT = {"NO_NODES_AVAILABLE", "SERVER_STARTING_UP", "SERVER_SHUTTING_DOWN", "TOO_MANY_REQUESTS_FAILED"}
+#: Trino errors that mean "try again shortly": a coordinator still starting, a worker not yet seen,
+#: or a partition re-registered by a compaction while the query was reading it.
+_TRANSIENT = {
+    "NO_NODES_AVAILABLE",
+    "SERVER_STARTING_UP",
+    "SERVER_SHUTTING_DOWN",
+    "TOO_MANY_REQUESTS_FAILED",
+    "HIVE_PARTITION_DROPPED_DURING_QUERY",
+}
 
 
 def _secret(env_name: str, file_name: str, what: str) -> str:
@@ -217,8 +224,11 @@ class TrinoCatalog:
         args += f"partition_columns => ARRAY['dt', 'hour'], partition_values => {values}"
         if location.startswith(self.lake_url + "/"):  # the lake's URL as Trino sees it
             location = self.location_root + location[len(self.lake_url) :]
-        if p in set(self.list_partitions(name)):
+        try:
             self._run(f"CALL {self.catalog}.system.unregister_partition({args})")
+        except QueryError as e:
+            if "NOT_FOUND" not in str(e) and "does not exist" not in str(e):
+                raise  # not registered (a rerun after the unregister) is fine
         self._run(f"CALL {self.catalog}.system.register_partition({args}, location => {quote_literal(location)})")
 
     def views_current(self) -> bool:

@@ -241,7 +241,7 @@ def _write_merged(cfg: Config, lake: Lake, inputs: list[str], folder: str, prefi
             con.execute("SET TimeZone = 'UTC'")
             if not lake.is_local:
                 con.register_filesystem(lake.fs)
-            sources = ", ".join(quote_literal(lake.uri(_path(lake, f)) if not lake.is_local else f) for f in inputs)
+            sources = ", ".join(quote_literal(f if lake.is_local else f"s3://{f}") for f in inputs)
             meta = _common_metadata(lake, inputs)
             kv = ", KV_METADATA {" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in meta.items()) + "}"
             con.execute(

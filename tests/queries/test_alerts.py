@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -25,9 +26,8 @@ def _lines(n: int, status: int, ago: float, spread: float = 60.0) -> bytes:
     out = []
     for i in range(n):
         t = now - timedelta(seconds=ago + spread * (n - 1 - i) / max(n - 1, 1))
-        out.append(
-            f'203.0.113.{i % 200} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET /p/{i % 9} HTTP/1.1" {status} 512 "-" "probe"\n'
-        )
+        when = f"{t:%d/%b/%Y:%H:%M:%S} +0000"
+        out.append(f'203.0.113.{i % 200} - - [{when}] "GET /p/{i % 9} HTTP/1.1" {status} 512 "-" "probe"\n')
     return "".join(out).encode()
 
 
@@ -70,7 +70,7 @@ def test_rules_that_cannot_be_evaluated_or_are_wrong(data_dir: Path, tmp_path: P
         ('[alerts.x]\nshare_over = 0.1\nwindow = "2m"\n', "share_over needs `where`"),
         ('[alerts.x]\nwhere = "status in (select 1)"\ncount_over = 1\n', "not a query"),
         ('[alerts.x]\nwhere = "nosuch > 1"\ncount_over = 1\n', "unknown column(s) nosuch"),
-        ('[alerts.x]\ncount_over = 1\nrequests_below = 2\n', "set exactly one of"),
+        ("[alerts.x]\ncount_over = 1\nrequests_below = 2\n", "set exactly one of"),
         ('[alerts.x]\ncount_over = 1\nwindow = "soon"\n', "not a duration"),
         ('[alerting]\nwebhook_url = "http://hooks.example.com/x"\n', "must be https://"),
     ]:
@@ -87,9 +87,9 @@ def _events(path: Path) -> list[dict]:
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, dict]] = []
+    received: ClassVar[list[tuple[str, dict]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Hook.received.append((self.headers.get("Authorization", ""), json.loads(body)))
         self.send_response(204)
