@@ -43,6 +43,7 @@ class WriterConfig:
     poll_interval: float = 0.25
     read_block_bytes: int = 4 * 1024 * 1024
     rotate_wait: float = 5.0  # a rotated file is finished once idle this long (and the new one has data)
+    state_retention: float = 7 * 86400.0  # checkpoints of content on no disk are kept this long (s)
 
 
 @dataclass(frozen=True)
@@ -535,6 +536,8 @@ def validate(cfg: Config) -> list[str]:
     for name in ("segment_max_age", "fsync_interval", "poll_interval"):
         if getattr(w, name) <= 0:
             p.append(f"writer.{name}: must be positive")
+    if w.state_retention < 3600:
+        p.append("writer.state_retention: must be at least 3600 seconds")
     if w.rotate_wait < 0:
         p.append("writer.rotate_wait: must not be negative")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", cfg.host_id):

@@ -85,11 +85,21 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     }
     pending_ids = {(p.parent.name, p.name[:-4]) for p in spool.glob("[!_]*/*.csv")}
     failed_ids = {(p.parent.name, p.name[:-4]) for p in (spool / FAILED).glob("*/*.csv")}
-    written: dict[str, Any] = {"lines_read": 0, "rows": {}, "filtered": {}, "dead_lettered": 0, "batches": 0}
+    from loglake.writer.ledger import read_ledger
+
+    ledger = read_ledger(cfg)  # batches folded away once rolled over and a day old
+    written: dict[str, Any] = {
+        "lines_read": ledger["lines_read"],
+        "rows": dict(ledger["rows"]),
+        "filtered": dict(ledger["filtered"]),
+        "dead_lettered": ledger["dead_lettered"],
+        "batches": ledger["batches"],
+        "batches_in_ledger": ledger["batches"],
+    }
     pending_rows: dict[str, int] = {}
     failed_rows: dict[str, int] = {}
-    for m in sorted((spool / BATCHES).glob("*.json")) if (spool / BATCHES).is_dir() else []:
-        if m.name.endswith(".open.json"):
+    for m in sorted((spool / BATCHES).glob("[!_.]*.json")) if (spool / BATCHES).is_dir() else []:
+        if m.name.endswith(".open.json") or m.name in ledger["absorbed"]:
             continue
         data = read_json(m)
         written["batches"] += 1

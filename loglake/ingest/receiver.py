@@ -201,7 +201,7 @@ def _load_keys(cfg: Config) -> dict[str, dict[str, Any]]:
         return index
     since = time.time() - KEY_TTL
     for entry in os.scandir(folder):
-        if not entry.name.endswith(".json") or entry.name.endswith(".open.json") or entry.name.startswith("."):
+        if not entry.name.endswith(".json") or entry.name.endswith(".open.json") or entry.name[0] in "._":
             continue
         with contextlib.suppress(OSError, ValueError, KeyError):
             if entry.stat().st_mtime < since:

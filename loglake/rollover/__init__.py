@@ -143,6 +143,7 @@ def run_rollover(
     finally:
         if own_catalog:
             catalog.close()
+    _keep_state_bounded(cfg)
     report.seconds = time.monotonic() - started
     if report.segments or report.failed:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +152,21 @@ def run_rollover(
             {"at": time.time(), "segments": report.segments, "rows": report.rows, "failed": report.failed},
         )
     return report
+
+
+def _keep_state_bounded(cfg: Config) -> None:
+    """Fold day-old manifests into the ledger (at most once a minute) and, once an hour, prune
+    checkpoints of content that no file holds any more."""
+    from loglake.writer.ledger import fold, prune_checkpoints
+
+    fold(cfg)
+    stamp = cfg.state_dir / ".checkpoints-pruned"
+    with contextlib.suppress(OSError):
+        if time.time() - stamp.stat().st_mtime < 3600:
+            return
+    prune_checkpoints(cfg, cfg.writer.state_retention)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
 
 
 def _file_metadata(cfg: Config, segment: Segment) -> dict[str, str]:

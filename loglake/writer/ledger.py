@@ -1,0 +1,174 @@
+"""Bounded state: old batch manifests folded into one ledger; checkpoints of content gone pruned.
+
+Every sealed batch leaves a manifest (`spool/_batches/<id>.json`): what was read, from where, and
+what it became. They are the evidence that counts reconcile, but a realtime profile writes ~17,000
+a day, and `status` read all of them. Once a batch's segments are all rolled over and it is older
+than the HTTP idempotency window (24 h), its counts move into `spool/_batches/_ledger.json` (totals
+per table, and per source the byte ranges and line counts), and the manifest is deleted. The ledger
+is written first with the ids it absorbed; a crash before the deletions is finished by the next
+fold, which deletes those ids without counting them again.
+
+Checkpoints (`state/checkpoints/<fingerprint>.json`) are per content; one whose content is on no
+disk any more (the path and its rotated siblings hold other content) and that has not moved for
+`state_retention` days is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loglake.config import Config
+from loglake.fsutil import atomic_write_json, read_json
+from loglake.writer.segments import BATCHES
+
+LEDGER = "_ledger.json"
+KEEP_SECONDS = 26 * 3600  # beyond the 24 h idempotency window of `serve`
+_EVERY = 60.0  # a fold at most once a minute per process
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "batches": 0,
+        "lines_read": 0,
+        "dead_lettered": 0,
+        "rows": {},
+        "filtered": {},
+        "dead_letter_reasons": {},
+        "sources": {},
+        "absorbed": [],
+    }
+
+
+def read_ledger(cfg: Config) -> dict[str, Any]:
+    try:
+        return {**_empty(), **read_json(cfg.spool_dir / BATCHES / LEDGER)}
+    except (OSError, ValueError):
+        return _empty()
+
+
+def _sealed_at(batch_id: str) -> float | None:
+    """Batch ids start with their UTC creation time (`20261201T100032181419Z-...`)."""
+    try:
+        return datetime.strptime(batch_id[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _add(ledger: dict[str, Any], m: dict[str, Any]) -> None:
+    ledger["batches"] += 1
+    ledger["lines_read"] += int(m.get("lines_read", 0))
+    ledger["dead_lettered"] += int(m.get("dead_lettered", 0))
+    for key in ("rows", "filtered", "dead_letter_reasons"):
+        for k, n in (m.get(key) or {}).items():
+            ledger[key][k] = ledger[key].get(k, 0) + int(n)
+    src = m.get("source") or {}
+    sid = src.get("fingerprint") or f"{src.get('kind', '?')}:{src.get('path', '')}"
+    entry = ledger["sources"].setdefault(sid, {"path": src.get("path", ""), "kind": src.get("kind", ""), "lines": 0})
+    entry["lines"] += int(m.get("lines_read", 0))
+    if "start_offset" in m and "end_offset" in m:
+        entry["ranges"] = _merge_range(entry.get("ranges", []), int(m["start_offset"]), int(m["end_offset"]))
+
+
+def _merge_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    for lo, hi in sorted([*ranges, [start, end]]):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def _pending(cfg: Config, m: dict[str, Any]) -> bool:
+    """Whether any segment of the batch still waits for (or failed) rollover."""
+    for table in m.get("files") or {}:
+        name = f"{m['id']}.csv"
+        if (cfg.spool_dir / table / name).exists() or (cfg.spool_dir / "_failed" / table / name).exists():
+            return True
+    return False
+
+
+def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
+    """Fold old, fully rolled-over manifests into the ledger; returns how many were folded."""
+    folder = cfg.spool_dir / BATCHES
+    stamp = cfg.state_dir / ".ledger-folded"
+    now = time.time() if now is None else now
+    if not folder.is_dir():
+        return 0
+    with contextlib.suppress(OSError):
+        if not force and now - stamp.stat().st_mtime < _EVERY:
+            return 0
+    ledger = read_ledger(cfg)
+    _delete(folder, ledger["absorbed"])  # a previous fold stopped before its deletions
+    absorbed = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".json") or name.endswith(".open.json") or name[0] in "._":
+            continue
+        when = _sealed_at(name)
+        if when is None or when > now - KEEP_SECONDS:
+            break  # names sort by time: the rest are younger
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            m = read_json(folder / name)
+            if not _pending(cfg, m):
+                _add(ledger, m)
+                absorbed.append(name)
+    if absorbed:
+        ledger["absorbed"] = absorbed
+        atomic_write_json(folder / LEDGER, ledger, durable=cfg.writer.fsync != "off")
+        _delete(folder, absorbed)
+        ledger["absorbed"] = []
+        atomic_write_json(folder / LEDGER, ledger, durable=cfg.writer.fsync != "off")
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    return len(absorbed)
+
+
+def _delete(folder: Path, names: list[str]) -> None:
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+
+
+def prune_checkpoints(cfg: Config, retention: float, now: float | None = None) -> int:
+    """Delete checkpoints untouched for `retention` seconds whose content no file holds now."""
+    from loglake.writer.siblings import rotated_siblings
+
+    folder = cfg.state_dir / "checkpoints"
+    now = time.time() if now is None else now
+    if not folder.is_dir():
+        return 0
+    pruned = 0
+    for entry in list(os.scandir(folder)):
+        if not entry.name.endswith(".json") or entry.name[0] == ".":
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            st = entry.stat()
+            if now - st.st_mtime < retention:
+                continue
+            record = read_json(Path(entry.path))
+            path, fp_len = str(record.get("path", "")), int(record["fp_len"])
+            if record.get("kind", "file") != "file" or not path:
+                continue
+            base = path.rsplit(".", 1)[0] if os.path.basename(path).count(".") > 1 else path
+            candidates = {path, base, *rotated_siblings(path), *rotated_siblings(base)}
+            if any(_holds(c, fp_len, record["fingerprint"]) for c in candidates):
+                continue
+            if os.stat(entry.path).st_mtime_ns == st.st_mtime_ns:  # not saved again meanwhile
+                os.unlink(entry.path)
+                pruned += 1
+    return pruned
+
+
+def _holds(path: str, fp_len: int, fingerprint: str) -> bool:
+    from loglake.writer.identity import digest
+    from loglake.writer.siblings import head_of
+
+    found = head_of(path) if os.path.exists(path) else None
+    return found is not None and len(found[0]) >= fp_len and digest(found[0][:fp_len]) == fingerprint
+
+
+__all__ = ["LEDGER", "fold", "prune_checkpoints", "read_ledger"]
