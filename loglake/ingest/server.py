@@ -48,7 +48,7 @@ class _TooLarge(Exception):
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    metrics.REQUESTS.labels(str(status)).inc()
+    metrics.http_request(status)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -125,6 +125,7 @@ def make_app(receiver: Receiver, tokens: list[str], limits: Limits = Limits()) -
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    metrics.enable()  # the receiver always serves /metrics
     return Starlette(
         routes=[
             Route("/v1/logs", post_logs, methods=["POST"]),

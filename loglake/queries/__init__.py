@@ -1,5 +1,18 @@
-"""Named reports (`*.sql`, written once in Trino SQL) and the runner that targets either engine."""
+"""Named reports (`*.sql`, written once in Trino SQL) and the runner that targets either engine.
 
-from loglake.queries.runner import Report, list_reports, load_report, render_report, run_query
+Imported lazily: sqlglot costs a quarter of a second, and `loglake write` never needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Report", "list_reports", "load_report", "render_report", "run_query"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from loglake.queries import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

@@ -75,7 +75,7 @@ def _is_pressure(e: OSError) -> bool:
 
 def _counting(on_bytes: Callable[[int], None]) -> Callable[[int], None]:
     def count(n: int) -> None:
-        metrics.BYTES.inc(n)
+        metrics.bytes_read(n)
         on_bytes(n)
 
     return count
@@ -226,7 +226,7 @@ class Writer:
     refused = "loglake write: disk refused a write"
 
     def backoff(self, attempt: int, err: str) -> None:
-        metrics.BACKOFFS.inc()
+        metrics.backoff()
         delay = min(30.0, 0.5 * 2**attempt)
         print(f"{self.refused} ({err}); retrying in {delay:.1f}s", flush=True)
         end = time.monotonic() + delay
