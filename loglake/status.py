@@ -40,8 +40,12 @@ def _table_status(lake: Any, table: str) -> dict[str, Any]:
         except ValueError:
             continue
     rows = size = n_files = grace_files = grace_bytes = 0
+    most = 0  # the most files any closed hour serves (what compaction brings down to 1 or 2)
+    now = time.time()
     for p in parts:
         files, grace = served(lake, table, p)
+        if datetime.fromisoformat(p.dt).replace(tzinfo=UTC).timestamp() + (p.hour + 1) * 3600 <= now:
+            most = max(most, len(files))
         for path, nbytes in files:
             with lake.fs.open(path, "rb") as fh:
                 rows += pq.ParquetFile(fh).metadata.num_rows
@@ -55,6 +59,7 @@ def _table_status(lake: Any, table: str) -> dict[str, Any]:
         "files": n_files,
         "rows": rows,
         "bytes": size,
+        "max_files_per_closed_hour": most,
         "files_in_grace": grace_files,
         "bytes_in_grace": grace_bytes,
     }

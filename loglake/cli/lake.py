@@ -47,6 +47,11 @@ def compact(
     finally:
         catalog.close()
     _print_compact(report)
+    if report.files_in:
+        err.print(
+            f"compact: the {report.files_in} replaced file(s) stay {cfg.rollover.compact_grace:.0f}s for queries "
+            "already running (rollover.compact_grace), then the next compaction deletes them"
+        )
 
 
 @app.command("alert")
