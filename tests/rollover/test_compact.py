@@ -185,3 +185,42 @@ def test_a_missing_partition_folder_is_skipped_and_reported(lake_cfg: Config) ->
     assert out.returncode == 0 and out.stdout == f"n\n{10_000 - n_gone}\n"
     st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir).stdout)
     assert st["tables"]["access_log"]["missing_partitions"] == ["dt=2015-05-18/hour=10"]
+
+
+def test_compact_and_rollover_running_at_once_lose_and_double_nothing(lake_cfg: Config, tmp_path: Path) -> None:
+    """`loglake compact` processes racing a rollover process that keeps adding late rows to the
+    same closed hours (the per-partition lock): every row ends up served exactly once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    cfg = lake_cfg
+    lines = ELASTIC.read_bytes().splitlines(keepends=True)
+    late_batches = []
+    for k in range(6):  # late lines for hours that are already in the lake, six batches
+        part = tmp_path / f"late-{k}.log"
+        part.write_bytes(b"".join(lines[k * 7 + 5000 :: 97][:40]))
+        late_batches.append(part)
+    expected = 10_000 + sum(len(p.read_bytes().splitlines()) for p in late_batches)
+
+    def add_late() -> None:
+        for part in late_batches:
+            assert run_cli(["write", str(part)], cfg.data_dir).returncode == 0
+            assert run_cli(["rollover"], cfg.data_dir).returncode == 0
+
+    writer = threading.Thread(target=add_late)
+    writer.start()
+    compactions = [
+        subprocess.run(
+            [sys.executable, "-m", "loglake", "compact"], env=cli_env(cfg.data_dir), capture_output=True, text=True
+        )
+        for _ in range(4)
+    ]
+    writer.join()
+    assert all(c.returncode == 0 for c in compactions), [c.stderr for c in compactions]
+    assert load_catalog(cfg).query("SELECT count(*) FROM access_log").rows[0][0] == expected
+    assert run_cli(["compact"], cfg.data_dir).returncode == 0
+    assert load_catalog(cfg).query("SELECT count(*) FROM access_log").rows[0][0] == expected
+    st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir).stdout)["tables"]["access_log"]
+    assert st["rows"] == expected and st["lake_matches_manifests"] and st["max_files_per_closed_hour"] == 1
