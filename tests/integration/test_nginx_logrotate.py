@@ -87,4 +87,8 @@ def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
     assert not dupes, f"{len(dupes)} requests twice"
     missing = set(on_disk) - set(lake)
     assert not missing, f"{len(missing)} of {len(on_disk)} logged requests missing"
-    assert len(lake) == len(on_disk)
+    if style != "copytruncate":
+        assert len(lake) == len(on_disk)
+    else:  # the writer may have read lines that logrotate then truncated away before copying them:
+        # they are in the lake and in no file (found by CI); never a request nginx did not answer
+        assert set(lake) <= load.ok
