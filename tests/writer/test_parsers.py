@@ -164,6 +164,14 @@ def test_fast_and_slow_paths_agree() -> None:
         BASE.replace("GET /index.html HTTP/1.1", "HELP"),
         BASE.replace('"http://ref/"', '""').replace(UA, ""),  # empty quoted values stay "" on both paths
         BASE.replace("GET /index.html HTTP/1.1", ""),
+        # Apache's escapes, which the fast path swaps for stand-ins and puts back
+        BASE.replace(UA, r"Mozilla \"quoted\" agent"),
+        BASE.replace(UA, "ends with a backslash \\\\"),  # `\\` then the closing quote
+        BASE.replace(UA, r"\\\"mixed\\"),
+        BASE.replace("/index.html", r"/a\"b").replace("alice", r"al\"ice"),
+        BASE.replace('"http://ref/"', r'"\"-\""'),
+        BASE.replace(UA, r"nginx \x22 and \""),  # \xHH: per-line path
+        BASE.replace(UA, r"lone \ backslash"),
     ]
     parser = ClfParser("combined", ALL)
     rows, rejects = parse("\n".join(lines) + "\n")
@@ -299,3 +307,16 @@ def test_parse_result_types_match_schema() -> None:
     rows_table = load_parser(WriterConfig(), ALL).parse(pa.array([BASE])).table
     assert rows_table.schema.field("status").type == pa.int16()
     assert rows_table.schema.field("bytes").type == pa.int64()
+
+
+def test_apache_escapes_stay_on_the_fast_path() -> None:
+    """`\\"` and `\\\\` are swapped for stand-ins (the fast path); `\\xHH` and lone backslashes go
+    per-line. Values are compared with the per-line parser in test_fast_and_slow_paths_agree."""
+    import pyarrow as pa
+
+    from loglake.writer.parsers.clf import _mask_escapes
+
+    lines = pa.array([BASE, BASE.replace(UA, r"a \"b\" \\"), BASE.replace(UA, r"c \x22"), BASE.replace(UA, "d \\ e")])
+    swapped, masked, escaped = _mask_escapes(lines)
+    assert masked == [1] and escaped == [2, 3]
+    assert "\\" not in swapped[1].as_py() and swapped[0].as_py() == BASE
