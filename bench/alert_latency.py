@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, base_env, fresh_dir, loglake_cmd, print_table
+from common import ROOT, base_env, fresh_dir, loglake_cmd, print_table, stop_all
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "elastic_examples_apache_logs.log"
 _STAMP = re.compile(rb"\[[^\]]+\]")
@@ -82,11 +82,7 @@ def trial(profile: str, rate: float, n: int) -> float | None:
             time.sleep(0.2)
         return None
     finally:
-        stop.set()
-        t.join()
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=60)
+        stop_all(stop, t, procs)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
@@ -86,3 +87,12 @@ def base_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
+
+
+def stop_all(stop: Any, thread: Any, procs: list[subprocess.Popen]) -> None:
+    """Stop a traffic thread, then the loglake processes beside it (SIGTERM: they seal and exit)."""
+    stop.set()
+    thread.join()
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=60)

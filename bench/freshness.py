@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, base_env, fresh_dir, loglake_cmd, print_table
+from common import ROOT, base_env, fresh_dir, loglake_cmd, print_table, stop_all
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "elastic_examples_apache_logs.log"
 _STAMP = re.compile(rb"\[[^\]]+\]")
@@ -75,11 +75,7 @@ def measure(profile: str, seconds: float, rate: float) -> dict[str, float]:
                     ages.append((datetime.now(UTC) - when).total_seconds())
             time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     finally:
-        stop.set()
-        appender.join()
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=60)
+        stop_all(stop, appender, procs)
     ages.sort()
     return {
         "samples": len(ages),
