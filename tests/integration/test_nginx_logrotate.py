@@ -76,9 +76,14 @@ def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
     assert writer.returncode == 0, err.decode()
     on_disk = ids_on_disk(nginx.logs)
     assert len(on_disk) == len(set(on_disk)) and len(load.ok) > 2000
-    if style != "copytruncate":
+    # Two styles lose lines by themselves, before loglake is involved: copytruncate (lines written
+    # between the copy and the truncate) and compress without delaycompress (lines nginx writes to
+    # the renamed file after gzip has read it, before its workers reopen: CI caught 2 of ~3,000,
+    # which is why Debian's /etc/logrotate.d/nginx pairs compress with delaycompress).
+    lossy = style in ("copytruncate", "compress")
+    if not lossy:
         assert set(on_disk) == load.ok  # nginx logged every answered request into some file
-    else:  # lines written between logrotate's copy and its truncate are in no file at all
+    else:
         assert set(on_disk) <= load.ok and len(load.ok) - len(on_disk) < 0.02 * len(load.ok)
     lake = _lake_ids(data_dir)
     rotated = len(list(nginx.logs.iterdir())) - 1
@@ -87,8 +92,8 @@ def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
     assert not dupes, f"{len(dupes)} requests twice"
     missing = set(on_disk) - set(lake)
     assert not missing, f"{len(missing)} of {len(on_disk)} logged requests missing"
-    if style != "copytruncate":
+    if not lossy:
         assert len(lake) == len(on_disk)
-    else:  # the writer may have read lines that logrotate then truncated away before copying them:
-        # they are in the lake and in no file (found by CI); never a request nginx did not answer
+    else:  # the writer may have read lines the rotation then lost (they are in the lake and in no
+        # file, found by CI); never a request nginx did not answer
         assert set(lake) <= load.ok
