@@ -29,22 +29,15 @@ def _files(folder: Any, pattern: str) -> tuple[int, int]:
 def _table_status(lake: Any, table: str) -> dict[str, Any]:
     """Partitions, the files the catalog serves (rows from their footers, no scan), and the
     replaced files still kept for queries that started before a compaction's switch."""
-    from loglake.catalog.base import Partition
-    from loglake.rollover.compact import served
+    from loglake.rollover.compact import partitions_on_storage, served
 
-    parts = []
-    for folder in lake.fs.glob(lake.path(table, "dt=*", "hour=*")):
-        dt_part, hour_part = folder.rstrip("/").split("/")[-2:]
-        try:
-            parts.append(Partition.parse(dt_part[3:], hour_part[5:]))
-        except ValueError:
-            continue
+    parts = partitions_on_storage(lake, table)
     rows = size = n_files = grace_files = grace_bytes = 0
     most = 0  # the most files any closed hour serves (what compaction brings down to 1 or 2)
     now = time.time()
     for p in parts:
         files, grace = served(lake, table, p)
-        if datetime.fromisoformat(p.dt).replace(tzinfo=UTC).timestamp() + (p.hour + 1) * 3600 <= now:
+        if p.end <= now:
             most = max(most, len(files))
         for path, nbytes in files:
             with lake.fs.open(path, "rb") as fh:

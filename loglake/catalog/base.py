@@ -23,6 +23,13 @@ class Partition:
     def path(self) -> str:
         return f"dt={self.dt}/hour={self.hour:02d}"
 
+    @property
+    def end(self) -> float:
+        """When the hour closes (Unix seconds): rollover stops writing it, compaction may start."""
+        import datetime as _dt
+
+        return _dt.datetime.fromisoformat(self.dt).replace(tzinfo=_dt.UTC).timestamp() + (self.hour + 1) * 3600
+
     @classmethod
     def parse(cls, dt: str, hour: int | str) -> Partition:
         """Validate values that will be spliced into paths and SQL literals."""

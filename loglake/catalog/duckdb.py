@@ -10,7 +10,6 @@ with their own DuckDB; it is refreshed whenever nobody holds it, never waited fo
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,13 +77,6 @@ class DuckDBCatalog:
         self._import_legacy()
         return [m.partition for m in self.meta.partitions(table_name(table))]
 
-    def partition_locations(self, table: str) -> dict[Partition, str]:
-        """Each partition's folder: its Hive folder unless a compaction moved it."""
-        meta = self.meta.table(table_name(table))
-        if meta is None:
-            return {}
-        return {m.partition: _folder(meta, m) for m in self.meta.partitions(meta.name)}
-
     def set_location(self, table: str, partition: Partition, location: str) -> None:
         """Switch a partition to another folder in one transaction (compaction's commit)."""
         meta = self.meta.table(table_name(table))
@@ -101,19 +93,13 @@ class DuckDBCatalog:
     def repair(self, table: str, lake: Lake, columns: Sequence[str]) -> None:
         """Register every `dt=/hour=` folder found on storage (like Trino's sync_partition_metadata
         ADD): rebuilds the embedded catalog from the lake alone, e.g. beside a Trino catalog."""
-        from loglake.rollover.compact import current_location
+        from loglake.rollover.compact import current_location, partitions_on_storage
 
         name = table_name(table)
-        found = set()
-        for path in lake.fs.glob(lake.path(name, "dt=*", "hour=*")):
-            dt_part, hour_part = path.rstrip("/").split("/")[-2:]
-            try:
-                found.add(Partition.parse(dt_part[3:], hour_part[5:]))
-            except ValueError:
-                continue  # not ours (a stray folder): never register what we cannot parse
+        found = partitions_on_storage(lake, name)
         self.ensure_table(name, columns, lake.uri(name))
-        self.register_partitions(name, sorted(found), lake.uri(name))
-        for p in sorted(found):  # a compacted partition is read from its latest compaction
+        self.register_partitions(name, found, lake.uri(name))
+        for p in found:  # a compacted partition is read from its latest compaction
             location = current_location(lake, name, p)
             if location:
                 self.set_location(name, p, location)
@@ -129,7 +115,7 @@ class DuckDBCatalog:
             self._prepare(con)
             for t in self.meta.tables():
                 if re.search(rf"\b{re.escape(t.name)}\b", sql, re.IGNORECASE):
-                    self._create_view(con, t, day_range(sql, t.name), temporary=True)
+                    self._create_view(con, t, self.served_files(t, day_range(sql, t.name)), temporary=True)
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description] if cur.description else []
             return QueryResult(columns, cur.fetchall())
@@ -159,40 +145,26 @@ class DuckDBCatalog:
         if self.filesystem is not None:
             con.register_filesystem(self.filesystem)
 
-    def served_files(self, table: TableMeta, days: DayRange | None = None) -> tuple[list[str], list[Partition]]:
-        """The Parquet files the table's view reads now, and the partitions whose folder is gone."""
-        files: list[str] = []
-        missing: list[Partition] = []
+    def served_files(self, table: TableMeta, days: DayRange | None = None) -> list[str]:
+        """The Parquet files the table's view reads now (a partition whose folder is gone has none)."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        from loglake.rollover.compact import list_parquet
+
+        fs = self.filesystem or LocalFileSystem()
+        prefix = "s3://" if self.filesystem is not None else ""
         days = days or DayRange()
+        files: list[str] = []
         for m in self.meta.partitions(table.name, days.lo, days.hi):
-            found = self._list(_folder(table, m))
-            if found is None:
-                missing.append(m.partition)
-            files.extend(found or [])
-        return files, missing
+            files += [prefix + path for path, _ in list_parquet(fs, _folder(table, m).removeprefix("s3://"))]
+        return files
 
-    def _list(self, folder: str) -> list[str] | None:
-        """`*.parquet` directly in a folder (names starting `.` or `_` are in-flight or ours), or
-        None when the folder does not exist."""
-        if self.filesystem is None:
-            try:
-                names = sorted(e.name for e in os.scandir(folder) if e.is_file())
-            except (FileNotFoundError, NotADirectoryError):
-                return None
-            return [f"{folder}/{n}" for n in names if n.endswith(".parquet") and n[0] not in "._"]
-        try:
-            entries = self.filesystem.ls(folder.removeprefix("s3://"), detail=False, refresh=True)
-        except FileNotFoundError:
-            return None
-        names = sorted(e.rsplit("/", 1)[-1] for e in entries)
-        return [f"{folder}/{n}" for n in names if n.endswith(".parquet") and n[0] not in "._"]
-
-    def _create_view(self, con: duckdb.DuckDBPyConnection, t: TableMeta, days: DayRange, temporary: bool) -> None:
+    def _create_view(self, con: duckdb.DuckDBPyConnection, t: TableMeta, sources: list[str], temporary: bool) -> None:
+        """`t` as a view over `sources` (files, or folder globs), typed as the schema says."""
         typed = sql_columns(list(t.columns), "duckdb")
-        select = ", ".join(f"CAST({quote_identifier(c)} AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
-        files, _missing = self.served_files(t, days)
-        if files:
-            listed = ", ".join(quote_literal(f) for f in files)
+        if sources:
+            select = ", ".join(f"CAST({quote_identifier(c)} AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
+            listed = ", ".join(quote_literal(f) for f in sources)
             body = f"SELECT {select}, dt, hour FROM read_parquet([{listed}], {_HIVE})"
         else:
             nulls = ", ".join(f"CAST(NULL AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
@@ -212,7 +184,8 @@ class DuckDBCatalog:
         try:
             self._prepare(con)
             for t in self.meta.tables():
-                self._create_stored_view(con, t)
+                globs = [f"{_folder(t, m)}/*.parquet" for m in self.meta.partitions(t.name)]
+                self._create_view(con, t, globs, temporary=False)
             self.meta.put_setting("views_stale", "0")
             self._dirty = False
             return True
@@ -220,18 +193,6 @@ class DuckDBCatalog:
             return False
         finally:
             con.close()
-
-    def _create_stored_view(self, con: duckdb.DuckDBPyConnection, t: TableMeta) -> None:
-        typed = sql_columns(list(t.columns), "duckdb")
-        select = ", ".join(f"CAST({quote_identifier(c)} AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
-        folders = [_folder(t, m) for m in self.meta.partitions(t.name)]
-        if folders:
-            globs = ", ".join(quote_literal(f"{f}/*.parquet") for f in folders)
-            body = f"SELECT {select}, dt, hour FROM read_parquet([{globs}], {_HIVE})"
-        else:
-            nulls = ", ".join(f"CAST(NULL AS {ty}) AS {quote_identifier(c)}" for c, ty in typed)
-            body = f"SELECT {nulls}, CAST(NULL AS DATE) AS dt, CAST(NULL AS INTEGER) AS hour WHERE false"
-        con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(t.name)} AS {body}")
 
     # ---- upgrade -----------------------------------------------------------------------------
     def _import_legacy(self) -> None:

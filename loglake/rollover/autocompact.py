@@ -8,7 +8,6 @@ history as after a day; `loglake compact` is the full sweep.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from loglake.catalog.base import Catalog, Partition
 from loglake.config import Config
@@ -40,7 +39,7 @@ class AutoCompactor:
             if t.name in known:
                 recent = closed_partitions(catalog, t.name, 0.0)
                 cutoff = time.time() - _SEED_SECONDS
-                self.watching.update((t.name, p) for p in recent if _hour_end(p) >= cutoff)
+                self.watching.update((t.name, p) for p in recent if p.end >= cutoff)
 
     def maybe_run(self, catalog: Catalog) -> CompactReport | None:
         """Compact what is due, if the interval has passed; None when it has not."""
@@ -55,7 +54,7 @@ class AutoCompactor:
         now = time.time()
         purge = catalog.views_current()
         for table, p in sorted(self.watching):
-            if _hour_end(p) + self.cfg.rollover.compact_older_than > now:
+            if p.end + self.cfg.rollover.compact_older_than > now:
                 continue  # still open: rollover is writing it
             compact_partition(self.cfg, lake, catalog, table, p, report, purge)
             record = read_record(lake, table, p)
@@ -63,10 +62,6 @@ class AutoCompactor:
                 self.watching.discard((table, p))  # merged and nothing left to delete
         report.seconds = time.monotonic() - started
         return report
-
-
-def _hour_end(p: Partition) -> float:
-    return datetime.fromisoformat(p.dt).replace(tzinfo=UTC).timestamp() + (p.hour + 1) * 3600
 
 
 __all__ = ["AutoCompactor"]

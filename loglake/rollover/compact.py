@@ -104,8 +104,14 @@ def _path(lake: Lake, uri: str) -> str:
 
 
 def _list(lake: Lake, folder: str) -> list[tuple[str, int]]:
+    return list_parquet(lake.fs, folder)
+
+
+def list_parquet(fs: Any, folder: str) -> list[tuple[str, int]]:
+    """(path, size) of the Parquet files directly in `folder`, sorted; names starting `.` or `_`
+    are in flight or loglake's own, and a folder that does not exist has none."""
     try:
-        entries = lake.fs.ls(folder, detail=True, refresh=True)
+        entries = fs.ls(folder, detail=True, refresh=True)
     except FileNotFoundError:
         return []
     out = []
@@ -129,11 +135,7 @@ def compact_partition(
             report.finished += 1
         if record and purge:
             report.deleted += _purge(lake, table, p, record)
-        current = _path(lake, record["location"]) if record else lake.path(table, p.path)
-        files = _list(lake, current)
-        if record:  # files another host's rollover left in the Hive folder: adopt them
-            consumed = set(record.get("consumed", []))
-            files += [f for f in _list(lake, lake.path(table, p.path)) if _name(f[0]) not in consumed]
+        files = _serving(lake, table, p, record)
         target = cfg.rollover.compact_target_bytes
         small = [f for f in files if f[1] < target]
         if len(small) < 2:
@@ -281,32 +283,49 @@ def _common_metadata(lake: Lake, inputs: list[str]) -> dict[str, str]:
     return {"loglake.pii_key_id": ids.pop()} if len(ids) == 1 and "" not in ids else {}
 
 
+def _serving(
+    lake: Lake, table: str, p: Partition, record: dict[str, Any], hive: list[tuple[str, int]] | None = None
+) -> list[tuple[str, int]]:
+    """P's files now: its Hive folder (`hive`, when already listed), or its compaction folder plus
+    the files another host's rollover left in the Hive folder since (the next merge adopts them)."""
+    hive = _list(lake, lake.path(table, p.path)) if hive is None else hive
+    if not record:
+        return hive
+    consumed = set(record.get("consumed", []))
+    return _list(lake, _path(lake, record["location"])) + [f for f in hive if _name(f[0]) not in consumed]
+
+
 def served(lake: Lake, table: str, p: Partition) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """(files the catalog serves for P, replaced files still waiting out their grace period)."""
     record = read_record(lake, table, p)
     if record is None:
         return _list(lake, lake.path(table, p.path)), []
-    files = _list(lake, _path(lake, record["location"]))
-    consumed = set(record.get("consumed", []))
     hive = _list(lake, lake.path(table, p.path))
-    strays = [f for f in hive if _name(f[0]) not in consumed]  # late files another host left (next merge)
+    files = _serving(lake, table, p, record, hive)
     retired = {path for r in record.get("retired", []) for path in r["files"]}
     grace = [f for f in hive if f[0] in retired]
     if record["location"] != lake.uri(table, p.path):
         for g in range(1, int(record["generation"])):
             grace += [f for f in _list(lake, lake.path(table, p.path, "_compacted", f"g{g}")) if f[0] in retired]
-    return files + strays, grace
+    return files, grace
+
+
+def partitions_on_storage(lake: Lake, table: str) -> list[Partition]:
+    """Every `dt=/hour=` folder of the table, sorted; folders whose names do not parse are not ours."""
+    found = set()
+    for path in lake.fs.glob(lake.path(table, "dt=*", "hour=*")):
+        dt_part, hour_part = path.rstrip("/").split("/")[-2:]
+        try:
+            found.add(Partition.parse(dt_part[3:], hour_part[5:]))
+        except ValueError:
+            continue  # a stray folder: never register what we cannot parse
+    return sorted(found)
 
 
 def closed_partitions(catalog: Catalog, table: str, older_than: float, now: float | None = None) -> list[Partition]:
     """Registered partitions whose hour ended at least `older_than` seconds ago."""
     now = time.time() if now is None else now
-    out = []
-    for p in catalog.list_partitions(table):
-        end = datetime.fromisoformat(p.dt).replace(tzinfo=UTC).timestamp() + (p.hour + 1) * 3600
-        if end + older_than <= now:
-            out.append(p)
-    return out
+    return [p for p in catalog.list_partitions(table) if p.end + older_than <= now]
 
 
 def run_compact(
@@ -341,7 +360,9 @@ __all__ = [
     "closed_partitions",
     "compact_partition",
     "current_location",
+    "list_parquet",
     "partition_lock",
+    "partitions_on_storage",
     "read_record",
     "run_compact",
     "served",
