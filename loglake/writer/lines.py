@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+if TYPE_CHECKING:
+    from loglake.writer.parsers import Parser, ParseResult
 
 
 @dataclass
@@ -49,6 +53,29 @@ class SplitLines:
     lines: pa.StringArray
     index: pa.Array | None
     rejects: list[tuple[int, str]]
+    #: How many lines the parser was given: `len(lines)`, or the block's count when a parser cut the
+    #: block itself (then `lines` is empty).
+    parsed: int = -1
+
+    def __post_init__(self) -> None:
+        if self.parsed < 0:
+            self.parsed = len(self.lines)
+
+
+def parse_chunk(
+    parser: Parser, chunk: Chunk, max_line_bytes: int, by_lines: bool = False
+) -> tuple[SplitLines, ParseResult]:
+    """Split and parse one chunk. A parser with `parse_block` cuts the block itself (no per-line
+    array at all) unless the block holds lines `split_lines` must reject; everything else is split
+    here first. `by_lines` forces the split (tests hold both paths to the same result)."""
+    block = None if by_lines else getattr(parser, "parse_block", None)
+    if block is not None:
+        done = block(chunk.data, max_line_bytes)
+        if done is not None:
+            result, count = done
+            return SplitLines(pa.array([], pa.string()), None, [], parsed=count), result
+    split = split_lines(chunk, max_line_bytes)
+    return split, parser.parse(split.lines)
 
 
 def split_lines(chunk: Chunk, max_line_bytes: int) -> SplitLines:

@@ -19,7 +19,7 @@ from loglake.lifecycle import on_stop_signals
 from loglake.writer.fields import TableRouter, needed_columns, stored_columns
 from loglake.writer.geo import GeoLookup
 from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease, content_head
-from loglake.writer.lines import Chunk, split_lines
+from loglake.writer.lines import Chunk, parse_chunk
 from loglake.writer.parsers import Parser, load_parser
 from loglake.writer.recovery import recover_spool
 from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
@@ -151,10 +151,9 @@ class Writer:
             raise
 
     def _process(self, batch: Batch, chunk: Chunk, parser: Parser, routers: list[TableRouter]) -> list[tuple[int, str]]:
-        split = split_lines(chunk, self.cfg.writer.max_line_bytes)
-        count = len(split.lines) + len(split.rejects)
+        split, result = parse_chunk(parser, chunk, self.cfg.writer.max_line_bytes)
+        count = split.parsed + len(split.rejects)
         chunk.line_count = count  # known now; saves counting newlines in the block again
-        result = parser.parse(split.lines)
         parsed = self.geo.apply(result.table)  # from the full client IP, before any transform
         rejects = list(split.rejects)
         if split.index is not None:
@@ -175,9 +174,9 @@ class Writer:
             rejects.sort()
             raw = chunk.raw_lines()
             batch.dead_letter([DeadLetter(raw[i][0], chunk.start_line + i, reason, raw[i][1]) for i, reason in rejects])
-        if parsed.num_rows + len(result.rejects) != len(split.lines):  # a bug must never lose lines silently
+        if parsed.num_rows + len(result.rejects) != split.parsed:  # a bug must never lose lines silently
             raise AssertionError(
-                f"parser accounted for {parsed.num_rows + len(result.rejects)} of {len(split.lines)} lines"
+                f"parser accounted for {parsed.num_rows + len(result.rejects)} of {split.parsed} lines"
             )
         batch.lines_read += count
         batch.end_offset = chunk.end_offset

@@ -42,6 +42,13 @@ class _LongLine:
     length: int  # bytes seen so far, without the newline
 
 
+def _joined(pending: bytes, data: bytes, cut: int) -> bytes:
+    """`pending + data[:cut]` with one copy at most (none for a read that ends at a newline)."""
+    if pending:
+        return pending + memoryview(data)[:cut]
+    return data if cut == len(data) else data[:cut]
+
+
 class FileTail:
     """Reads one file from its checkpoint; `pump` feeds whole lines into batches, `seal` commits."""
 
@@ -152,11 +159,15 @@ class FileTail:
             self.long.length += nl
             self._emit_long(newline=True)
             data = data[nl + 1 :]
-        buf = self.pending + data if self.pending else data
-        cut = buf.rfind(b"\n") + 1
+        # One copy at most: the partial line left from the last read plus this read up to its
+        # last newline (joining first and slicing after copied a block twice).
+        cut = data.rfind(b"\n") + 1
         if cut:
-            self._feed(Chunk(buf[:cut], self.offset, self.line + 1))
-            buf = buf[cut:]
+            self._feed(Chunk(_joined(self.pending, data, cut), self.offset, self.line + 1))
+            self.pending = b""
+            buf = data[cut:]
+        else:
+            buf = self.pending + data
         if len(buf) > limit:
             self.long, buf = _LongLine(self.offset, buf[:limit], len(buf)), b""
         self.pending = buf

@@ -7,7 +7,7 @@ import pytest
 
 from loglake.config import WriterConfig
 from loglake.schema import DEFAULT_COLUMNS
-from loglake.writer.lines import Chunk, split_lines
+from loglake.writer.lines import Chunk, parse_chunk
 from loglake.writer.parsers import load_parser
 from loglake.writer.parsers.clf import ClfParser
 from loglake.writer.parsers.values import unescape
@@ -18,14 +18,23 @@ UA = "Mozilla/5.0 (X11)"
 BASE = '1.2.3.4 - alice [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 1234 "http://ref/" "' + UA + '"'
 
 
-def parse(text: str, fmt: str = "combined", columns: list[str] | None = None, **kw: object):
-    """Parse one chunk of lines; returns (rows by line index, rejects by line index)."""
+def parse(text: str | bytes, fmt: str = "combined", columns: list[str] | None = None, **kw: object):
+    """Parse one chunk of lines; returns (rows by line index, rejects by line index).
+
+    Every chunk goes through both chunk paths, the line-array one and the block one (which
+    `ClfParser` takes for big blocks), and both must give the same rows and reasons."""
     cfg = WriterConfig(format=fmt, **kw)  # type: ignore[arg-type]
     parser = load_parser(cfg, columns or ALL)
     data = text.encode("utf-8") if isinstance(text, str) else text
-    split = split_lines(Chunk(data, 0, 1), cfg.max_line_bytes)
-    result = parser.parse(split.lines)
-    index = split.index.to_pylist() if split.index is not None else list(range(len(split.lines)))
+    by_lines = _parse_chunk(parser, data, cfg.max_line_bytes, by_lines=True)
+    by_block = _parse_chunk(parser, data, cfg.max_line_bytes, by_lines=False)
+    assert by_block == by_lines
+    return by_lines
+
+
+def _parse_chunk(parser: object, data: bytes, max_line_bytes: int, by_lines: bool):
+    split, result = parse_chunk(parser, Chunk(data, 0, 1), max_line_bytes, by_lines=by_lines)  # type: ignore[arg-type]
+    index = split.index.to_pylist() if split.index is not None else list(range(split.parsed))
     rows = {index[r.pop("_line")]: r for r in result.table.to_pylist()}
     rejects = {i: reason for i, reason in split.rejects}
     rejects.update({index[i]: reason for i, reason in result.rejects})

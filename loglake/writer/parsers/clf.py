@@ -36,6 +36,8 @@ _STATUS_RX = {
     "combined": r"^ [1-5][0-9]{2} (?:[0-9]{1,18}|-) $",
     "common": r"^ [1-5][0-9]{2} (?:[0-9]{1,18}|-)(?: .*)?$",
 }
+#: A common-format status piece with more quotes after it: the bytes must end at a space.
+_COMMON_STATUS_BEFORE_QUOTE = r"^ [1-5][0-9]{2} (?:[0-9]{1,18}|-) "
 _MIN_PARTS = {"combined": 7, "common": 3}
 _REQUEST_RX = r"^(?P<method>[A-Z][A-Z0-9_-]*) (?P<path>[^ ]+)(?: (?P<protocol>HTTP/[0-9.]+))?$"
 
@@ -49,6 +51,21 @@ _SLOW = {
     "common": re.compile(r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)(?: .*)?$'),
 }
 _STR_NULL = pa.scalar(None, pa.string())
+#: Whitespace other than the space, in UTF-8 (tab and the other ASCII controls Python's `\S`
+#: excludes, NEL, NBSP, U+1680, the U+2000 block, U+205F, U+3000): a field holding one ends where the
+#: per-line regex says, not where a split at spaces would, so such lines go per line. `\xe2\x80`
+#: takes all of U+2000..U+203F (curly quotes too): conservative, and rare in access logs.
+_SPACE_ASCII = (b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+_SPACE_UTF8 = (b"\xc2\x85", b"\xc2\xa0", b"\xe1\x9a\x80", b"\xe2\x80", b"\xe2\x81\x9f", b"\xe3\x80\x80")
+
+
+def space_like(data: bytes) -> list[bytes]:
+    """Which of those occur in `data`: single bytes are a memchr each; a multi-byte needle is only
+    searched for when its lead byte occurs (a search for two bytes costs ~7x one for one)."""
+    found = [c for c in _SPACE_ASCII if c in data]
+    if not data.isascii():
+        found += [c for c in _SPACE_UTF8 if c[:1] in data and c in data]
+    return found
 
 
 def _element(lists: pa.ListArray, k: int) -> pa.Array:
@@ -80,6 +97,10 @@ class ClfParser:
             return ParseResult(rows_to_table([], self.needed, []))
         original = lines
         lines, masked, escaped = _mask_escapes(lines)
+        raw = lines.buffers()[2].to_pybytes() if lines.buffers()[2] is not None else b""
+        odd = space_like(raw) + ([b"\r"] if b"\r" in raw else [])  # a CR left inside a line
+        if odd:
+            escaped = sorted(set(escaped).union(*(_lines_with(lines, c) for c in odd)))
         quoted = pc.split_pattern(lines, '"')
         fast_mask = self._shape_ok(lines, quoted, escaped)
         fast_idx = pc.indices_nonzero(fast_mask)
@@ -102,21 +123,38 @@ class ClfParser:
         merged = pa.concat_tables(parts)
         return ParseResult(merged.take(pc.sort_indices(merged["_line"])), rejects)
 
+    def parse_block(self, data: bytes, max_line_bytes: int) -> tuple[ParseResult, int] | None:
+        """Parse a whole block by byte position (`clfblock.py`); None: split it into lines first."""
+        from loglake.writer.parsers.clfblock import parse_block
+
+        return parse_block(self, data, max_line_bytes)
+
     def _shape_ok(self, lines: pa.StringArray, quoted: pa.ListArray, escaped: list[int]) -> pa.BooleanArray:
         """Which lines have exactly the rigid shape the fast path cuts (everything else goes slow:
         `escaped`, lines with escapes other than `\\"` and `\\\\`, among them)."""
         enough = pc.greater_equal(pc.list_value_length(quoted), _MIN_PARTS[self.fmt])
         all_enough = pc.all(enough).as_py()
         q = quoted if all_enough else quoted.filter(enough)  # _element needs enough parts per list
+        status = _element(q, 2)
         ok = pc.and_(
-            pc.match_substring_regex(_element(q, 0), _PRE_RX),
-            pc.match_substring_regex(_element(q, 2), _STATUS_RX[self.fmt]),
+            pc.match_substring_regex(_element(q, 0), _PRE_RX), pc.match_substring_regex(status, _STATUS_RX[self.fmt])
         )
+        if self.fmt == "common":
+            # Bytes run to the next space: when a quote follows them directly (`200 9"46`) the
+            # token is `9"46`, which the per-line parser rejects, so such lines go there.
+            last = pc.equal(pc.list_value_length(q), 3)
+            ok = pc.and_(ok, pc.or_(last, pc.match_substring_regex(status, _COMMON_STATUS_BEFORE_QUOTE)))
         if self.fmt == "combined":
             after_ua = _element(q, 6)
             ok = pc.and_(
                 ok,
-                pc.and_(pc.equal(_element(q, 4), " "), pc.or_(pc.equal(after_ua, ""), pc.starts_with(after_ua, " "))),
+                pc.and_(
+                    pc.equal(_element(q, 4), " "),
+                    pc.or_(
+                        pc.and_(pc.equal(after_ua, ""), pc.equal(pc.list_value_length(q), 7)),
+                        pc.starts_with(after_ua, " "),
+                    ),
+                ),
             )
         if not all_enough:
             full = pa.array([False] * len(lines))
@@ -129,11 +167,12 @@ class ClfParser:
         """Cut the rigidly-shaped lines (already split at quotes); returns rows plus indices whose
         time turned out invalid."""
         need = set(self.needed)
-        # `ip ident user [time zone] ` -> `ip ident user ` and `time zone] `
-        pre = pc.split_pattern(_element(quoted, 0), "[", max_splits=1)
+        # `ip ident user [time zone] ` -> `ip ident user ` and `time zone] `, cut at the fixed
+        # width `_PRE_RX` checked: a `[` inside the user name must not be taken for the time's.
+        pre = _element(quoted, 0)
         cols: dict[str, pa.Array] = {}
         if need & {"client_ip", "username"}:
-            head = pc.split_pattern(_element(pre, 0), " ", max_splits=3)
+            head = pc.split_pattern(pc.utf8_slice_codeunits(pre, 0, -29), " ", max_splits=3)
             if "client_ip" in need:
                 cols["client_ip"] = _element(head, 0)
             if "username" in need:
@@ -158,7 +197,7 @@ class ClfParser:
         bad: list[int] = []
         keep = None
         if "ts" in need:
-            ts, ok = _clf_times(_element(pre, 1))
+            ts, ok = _clf_times(pc.utf8_slice_codeunits(pre, -28))
             cols["ts"] = ts
             if ok is not None:
                 keep = ok
@@ -341,6 +380,10 @@ def _convert_stamps(stamp: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         minutes = pc.cast(pc.utf8_slice_codeunits(zone, 3, 5), pa.int64())
         offset = pc.multiply(sign, pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)))
         secs = pc.subtract(pc.cast(local_ts, pa.int64()), offset)
+        # An offset of a day or more (`+9000`) is no zone: Python's %z rejects it too.
+        zone_ok = pc.and_(pc.less_equal(hours, 23), pc.less_equal(minutes, 59))
+        if not pc.all(zone_ok).as_py():
+            ok = zone_ok if ok is None else pc.and_(ok, zone_ok)
         utc = pc.cast(secs, pa.timestamp("s", tz="UTC"))
         iso = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
     # Years before 1970 or after 9999 are damage, not traffic: the slow path rejects them with a reason.

@@ -1,0 +1,95 @@
+"""The block path (`clfblock.py`) against the line-array path and the per-line parser, on real lines
+and on real lines damaged at random: every line must come out the same whichever path cut it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loglake.config import WriterConfig
+from loglake.schema import DEFAULT_COLUMNS
+from loglake.writer.lines import Chunk, parse_chunk
+from loglake.writer.parsers import load_parser
+from loglake.writer.parsers.clf import ClfParser
+from tests.conftest import CROWDSEC, ELASTIC, real_file
+
+ALL = [*DEFAULT_COLUMNS, "request"]
+#: Bytes that matter to some check of the block path: delimiters, escapes, digits at fixed offsets,
+#: signs, brackets, a CR, a tab, a multi-byte character.
+DAMAGE = [b" ", b'"', b"\\", b"-", b"0", b"9", b"+", b"[", b"]", b"/", b":", b"\r", b"\t", "é".encode(), b"x", b"A"]
+
+
+def _rows(parser: ClfParser, data: bytes, by_lines: bool) -> tuple[dict, dict]:
+    split, result = parse_chunk(parser, Chunk(data, 0, 1), 1 << 20, by_lines=by_lines)
+    index = split.index.to_pylist() if split.index is not None else list(range(split.parsed))
+    rows = {index[r.pop("_line")]: r for r in result.table.to_pylist()}
+    rejects = {i: reason for i, reason in split.rejects}
+    rejects.update({index[i]: reason for i, reason in result.rejects})
+    return rows, rejects
+
+
+def _sample(name: str) -> list[bytes]:
+    return real_file(name).read_bytes().splitlines()
+
+
+@pytest.mark.parametrize("fmt", ["combined", "common"])
+def test_real_samples_cut_alike(fmt: str) -> None:
+    parser = ClfParser(fmt, ALL if fmt == "combined" else [c for c in ALL if c not in ("referer", "user_agent")])
+    data = b"\n".join(_sample(ELASTIC) + _sample(CROWDSEC)) + b"\n"
+    by_block = _rows(parser, data, False)
+    assert by_block == _rows(parser, data, True)
+    rows, rejects = by_block
+    assert len(rows) + len(rejects) == 10_012
+
+
+def test_block_path_takes_clean_blocks_and_leaves_the_rest() -> None:
+    """What the pipeline runs: a clean block (big or tiny) is cut as a block; one holding an empty
+    line, a NUL, invalid UTF-8 or a lone CR goes to split_lines, which gives those their reasons."""
+    parser = load_parser(WriterConfig(), ALL)
+    sample = real_file(ELASTIC).read_bytes()
+    assert parser.parse_block(sample * 2, 1 << 20) is not None  # type: ignore[attr-defined]
+    assert parser.parse_block(sample[: sample.index(b"\n") + 1], 1 << 20) is not None  # type: ignore[attr-defined]
+    head = b"".join(sample.splitlines(keepends=True)[:3])
+    for damage, reason in [
+        (b"\n", "empty_line"),
+        (b"a\x00b\n", "nul_bytes"),
+        (b"\xff\xfe\n", "invalid_utf8"),
+        (b"x\ry\n", "unparseable"),
+    ]:
+        data = head + damage + head
+        assert parser.parse_block(data, 1 << 20) is None  # type: ignore[attr-defined]
+        rows, rejects = _rows(parser, data, False)
+        assert sorted(rows) == [0, 1, 2, 4, 5, 6] and rejects[3].startswith(reason)
+    assert parser.parse_block(head, 50) is None  # type: ignore[attr-defined]  # over-long: split_lines says so
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9_999), st.integers(0, 400), st.sampled_from(DAMAGE), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from(["combined", "common"]),
+)
+def test_damaged_lines_cut_alike(edits: list[tuple[int, int, bytes, bool]], fmt: str) -> None:
+    """Real lines with a byte replaced or inserted somewhere, among untouched ones: the block path,
+    the line-array path and the per-line parser agree on every line, rows and reasons."""
+    lines = _sample(ELASTIC)[:300]
+    for line_no, pos, byte, insert in edits:
+        i = line_no % len(lines)
+        line = lines[i]
+        at = pos % (len(line) + 1)
+        lines[i] = line[:at] + byte + line[at + (0 if insert else 1) :]
+    data = b"\n".join(lines) + b"\n"
+    columns = ALL if fmt == "combined" else [c for c in ALL if c not in ("referer", "user_agent")]
+    parser = ClfParser(fmt, columns)
+    by_block = _rows(parser, data, False)
+    assert by_block == _rows(parser, data, True)
+    rows, rejects = by_block
+    for i, raw in enumerate(lines):
+        if rejects.get(i, "").startswith("invalid_utf8"):
+            continue  # split_lines' reason: no parser sees such a line
+        row, reason = parser.parse_line(raw.removesuffix(b"\r").decode())  # split_lines strips one CR
+        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
