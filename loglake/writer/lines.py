@@ -36,13 +36,17 @@ class Chunk:
             return 0
         return self.data.count(b"\n") + (0 if self.data.endswith(b"\n") else 1)
 
-    def raw_lines(self) -> list[tuple[int, bytes]]:
-        """(source offset, raw bytes without newline) per line; only used for rejected lines."""
-        body = self.data[:-1] if self.data.endswith(b"\n") else self.data
-        out, pos = [], self.start_offset
-        for raw in body.split(b"\n"):
-            out.append((pos, raw))
-            pos += len(raw) + 1
+    def raw_lines(self, wanted: list[int]) -> list[tuple[int, bytes]]:
+        """(source offset, raw bytes without newline) of the lines numbered `wanted` (0-based, in
+        order); only used for rejected lines, so the block is not cut into every line for them."""
+        import numpy as np
+
+        ends = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
+        out = []
+        for i in wanted:
+            start = int(ends[i - 1]) + 1 if i else 0
+            end = int(ends[i]) if i < len(ends) else len(self.data)
+            out.append((self.start_offset + start, bytes(self.data[start:end])))
         return out
 
 

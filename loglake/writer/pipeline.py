@@ -172,8 +172,9 @@ class Writer:
                 batch.filtered[router.table.name] = batch.filtered.get(router.table.name, 0) + excluded
         if rejects:
             rejects.sort()
-            raw = chunk.raw_lines()
-            batch.dead_letter([DeadLetter(raw[i][0], chunk.start_line + i, reason, raw[i][1]) for i, reason in rejects])
+            raw = chunk.raw_lines([i for i, _ in rejects])
+            records = zip(rejects, raw, strict=True)
+            batch.dead_letter([DeadLetter(at, chunk.start_line + i, why, line) for (i, why), (at, line) in records])
         if parsed.num_rows + len(result.rejects) != split.parsed:  # a bug must never lose lines silently
             raise AssertionError(
                 f"parser accounted for {parsed.num_rows + len(result.rejects)} of {split.parsed} lines"

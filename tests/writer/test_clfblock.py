@@ -16,8 +16,28 @@ from tests.conftest import CROWDSEC, ELASTIC, real_file
 
 ALL = [*DEFAULT_COLUMNS, "request"]
 #: Bytes that matter to some check of the block path: delimiters, escapes, digits at fixed offsets,
-#: signs, brackets, a CR, a tab, a multi-byte character.
-DAMAGE = [b" ", b'"', b"\\", b"-", b"0", b"9", b"+", b"[", b"]", b"/", b":", b"\r", b"\t", "é".encode(), b"x", b"A"]
+#: Apache's escapes and nginx's, signs, brackets, a CR, a tab, a multi-byte character.
+DAMAGE = [
+    b" ",
+    b'"',
+    b"\\",
+    b'\\"',
+    b"\\\\",
+    b"\\x41",
+    b"-",
+    b"0",
+    b"9",
+    b"+",
+    b"[",
+    b"]",
+    b"/",
+    b":",
+    b"\r",
+    b"\t",
+    "é".encode(),
+    b"x",
+    b"A",
+]
 
 
 def _rows(parser: ClfParser, data: bytes, by_lines: bool) -> tuple[dict, dict]:

@@ -44,28 +44,78 @@ def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[Pa
         return None
     import numpy
 
-    read = _read_pieces(data, _PIECES[parser.fmt])
+    escapes = _Escapes(numpy, data) if b"\\" in data else None
+    if escapes is not None and not escapes.ok:
+        return None
+    read = _read_pieces(data, _PIECES[parser.fmt], escapes is not None)
     if read is None:
         return None
     pieces, invalid = read
     if not pieces.num_rows:
         return None  # not one line of the shape: nothing to gain here
     count = pieces.num_rows + len(invalid)
-    cut = _Cut(numpy, pieces, parser.fmt, ([b"\\"] if b"\\" in data else []) + space_like(data))
+    cut = _Cut(numpy, pieces, parser.fmt, space_like(data))
     if (
         cut.shortest == 0
         or cut.longest > max_line_bytes
-        or any(len(text.encode()) > max_line_bytes for _, text in invalid)
+        or any(len(text) * 4 > max_line_bytes and len(text.encode()) > max_line_bytes for _, text in invalid)
     ):
         return None
     line_of = numpy.arange(count, dtype=numpy.int32)
     if invalid:
         line_of = numpy.delete(line_of, [number - 1 for number, _ in invalid])
+    if escapes is not None:
+        escapes.demote(cut.ok, line_of)
     table = cut.table(parser.needed, line_of)
     demoted = numpy.flatnonzero(~cut.ok)
     if not len(demoted) and not invalid:
         return ParseResult(table), count
-    return _with_demoted(numpy, parser, table, cut, demoted, line_of, invalid), count
+    if escapes is not None:  # the pieces hold unescaped text: the raw lines come from the block
+        texts = escapes.lines(line_of[demoted])
+    else:
+        texts = pc.binary_join_element_wise(*(col.take(pa.array(demoted)) for col in cut.pieces), '"')
+    return _with_demoted(numpy, parser, table, cut, demoted, texts, line_of, invalid), count
+
+
+class _Escapes:
+    """Apache's `\\"` and `\\\\` let the tokenizer undo them (its escape character), which is what
+    `values.unescape` makes of them; any other escape (`\\xHH`, a lone backslash) would lose its
+    backslash there, so its line goes to the other paths. A run of backslashes pairs up from its
+    left: an odd run escapes the byte after it."""
+
+    def __init__(self, np: Any, data: bytes) -> None:
+        self.np, self.data = np, data
+        buf = np.frombuffer(data, np.uint8)
+        at = np.flatnonzero(buf == 92)
+        first = np.flatnonzero(np.concatenate([[True], at[1:] != at[:-1] + 1]))
+        length = np.diff(np.append(first, len(at)))
+        last = at[first + length - 1]
+        odd = length % 2 == 1
+        after = buf[np.minimum(last + 1, len(buf) - 1)]
+        # An escaped line end would join two lines into one row: then split_lines decides.
+        self.ok = bool(last[-1] + 1 < len(buf) and not (odd & ((after == 10) | (after == 13))).any())
+        self.newlines = np.flatnonzero(buf == 10)
+        bad = np.searchsorted(self.newlines, last[odd & (after != 34)])  # ascending: no sort needed
+        self.bad_lines = bad[np.concatenate([[True], bad[1:] != bad[:-1]])] if len(bad) else bad
+
+    def demote(self, ok: np.ndarray, line_of: np.ndarray) -> None:
+        np = self.np
+        rows = np.searchsorted(line_of, self.bad_lines)
+        rows = rows[rows < len(line_of)]
+        ok[rows[line_of[rows] == self.bad_lines[: len(rows)]]] = False
+
+    def lines(self, numbers: np.ndarray) -> pa.StringArray:
+        """The raw text of lines `numbers` (ascending), CR stripped as the tokenizer strips it."""
+        np, nl, data = self.np, self.newlines, self.data
+        starts = np.where(numbers > 0, nl[np.maximum(numbers - 1, 0)] + 1, 0)
+        ends = np.where(numbers < len(nl), nl[np.minimum(numbers, len(nl) - 1)], len(data))
+        buf = np.frombuffer(data, np.uint8)
+        ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
+        offsets = np.empty(2 * len(numbers) + 1, np.int32)
+        offsets[0:-1:2], offsets[1::2] = starts, ends
+        offsets[-1] = ends[-1] if len(numbers) else 0
+        both = pa.StringArray.from_buffers(2 * len(numbers), pa.py_buffer(offsets), pa.py_buffer(data))
+        return both.take(pa.array(np.arange(0, 2 * len(numbers), 2, dtype=np.int32)))
 
 
 def _eligible(data: bytes) -> bool:
@@ -73,9 +123,18 @@ def _eligible(data: bytes) -> bool:
     # for b"\n\n" here cost more than the tokenizer's whole pass.
     if not data or b"\x00" in data:
         return False
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+    if b"\r" in data and not _all_crlf(data):
         return False  # a lone CR ends a row for the tokenizer but not a line for us
     return data.isascii() or _is_utf8(data)
+
+
+def _all_crlf(data: bytes) -> bool:
+    """Every CR is followed by LF (numpy: `bytes.count` of two bytes costs ~4 ms a block)."""
+    import numpy as np
+
+    buf = np.frombuffer(data, np.uint8)
+    cr = np.flatnonzero(buf == 13)
+    return bool(len(cr)) and cr[-1] + 1 < len(buf) and bool((buf[cr + 1] == 10).all())
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -90,7 +149,7 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _read_pieces(data: bytes, pieces: int) -> tuple[pa.Table, list[tuple[int, str]]] | None:
+def _read_pieces(data: bytes, pieces: int, escapes: bool) -> tuple[pa.Table, list[tuple[int, str]]] | None:
     names = [f"p{i}" for i in range(pieces)]
     invalid: list[tuple[int, str]] = []
 
@@ -102,7 +161,7 @@ def _read_pieces(data: bytes, pieces: int) -> tuple[pa.Table, list[tuple[int, st
     parse = pacsv.ParseOptions(
         delimiter='"',
         quote_char=False,
-        escape_char=False,
+        escape_char="\\" if escapes else False,
         newlines_in_values=False,
         ignore_empty_lines=False,
         invalid_row_handler=handler,
@@ -133,11 +192,12 @@ def _with_demoted(
     table: pa.Table,
     cut: _Cut,
     demoted: np.ndarray,
+    texts: pa.StringArray,
     line_of: np.ndarray,
     invalid: list[tuple[int, str]],
 ) -> ParseResult:
-    """Lines of other shapes through the Arrow path's parser, merged back in line order."""
-    texts = pc.binary_join_element_wise(*(col.take(pa.array(demoted)) for col in cut.pieces), '"')
+    """Lines of other shapes (`texts`: the `demoted` rows' lines) through the Arrow path's parser,
+    merged back in line order."""
     lines = np.concatenate([line_of[demoted], np.array([n - 1 for n, _ in invalid], np.int32)])
     order = np.argsort(lines, kind="stable")
     lines = lines[order]

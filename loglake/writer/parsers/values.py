@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -29,16 +30,19 @@ _ESCAPE = re.compile(r'(?:\\x[0-9A-Fa-f]{2})+|\\["\\]')
 _HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _unescape_match(m: re.Match[str]) -> str:
     text = m.group(0)
     if text in ('\\"', "\\\\"):
         return text[1]
-    raw = bytes(int(h, 16) for h in _HEX.findall(text))
+    raw = bytes.fromhex(text.replace("\\x", ""))  # a run of \xHH: scanners send thousands
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
         return text  # not text: keep the server's escape, lossless and valid UTF-8
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+    if _CONTROL.search(decoded):
         return text  # control bytes (e.g. a TLS ClientHello) stay visible as \xHH
     return decoded
 
@@ -51,9 +55,17 @@ def unescape(value: str) -> str:
     """
     if "\\" not in value:
         return value
+    if len(value) <= 512:  # scanners send the same escaped probe thousands of times
+        return _unescape_short(value)
     return _ESCAPE.sub(_unescape_match, value)
 
 
+@lru_cache(maxsize=2048)
+def _unescape_short(value: str) -> str:
+    return _ESCAPE.sub(_unescape_match, value)
+
+
+@lru_cache(maxsize=4096)  # a server logs the same second many times; strptime costs ~40 us
 def clf_time_to_iso(text: str) -> str | None:
     """`17/May/2015:10:05:03 +0000` -> `2015-05-17T10:05:03Z`, or None if invalid."""
     try:
