@@ -323,9 +323,9 @@ def test_apache_escapes_stay_on_the_fast_path() -> None:
     per-line. Values are compared with the per-line parser in test_fast_and_slow_paths_agree."""
     import pyarrow as pa
 
-    from loglake.writer.parsers.clf import _mask_escapes
+    from loglake.writer.parsers.clf import _bytes_of, _mask_escapes
 
     lines = pa.array([BASE, BASE.replace(UA, r"a \"b\" \\"), BASE.replace(UA, r"c \x22"), BASE.replace(UA, "d \\ e")])
-    swapped, masked, escaped = _mask_escapes(lines)
+    swapped, masked, escaped = _mask_escapes(lines, _bytes_of(lines))
     assert masked == [1] and escaped == [2, 3]
     assert "\\" not in swapped[1].as_py() and swapped[0].as_py() == BASE

@@ -96,11 +96,11 @@ class ClfParser:
         if n == 0:
             return ParseResult(rows_to_table([], self.needed, []))
         original = lines
-        lines, masked, escaped = _mask_escapes(lines)
-        raw = lines.buffers()[2].to_pybytes() if lines.buffers()[2] is not None else b""
+        raw = _bytes_of(lines)  # once: each search below reads the same buffer
+        lines, masked, escaped = _mask_escapes(lines, raw)
         odd = space_like(raw) + ([b"\r"] if b"\r" in raw else [])  # a CR left inside a line
         if odd:
-            escaped = sorted(set(escaped).union(*(_lines_with(lines, c) for c in odd)))
+            escaped = sorted(set(escaped).union(*(_lines_with(original, c, raw) for c in odd)))
         quoted = pc.split_pattern(lines, '"')
         fast_mask = self._shape_ok(lines, quoted, escaped)
         fast_idx = pc.indices_nonzero(fast_mask)
@@ -249,13 +249,17 @@ class ClfParser:
         return {c: row.get(c) for c in self.needed}, ""
 
 
-def _lines_with(lines: pa.StringArray, byte: bytes) -> list[int]:
-    """Indices of the lines holding `byte`: one `find` per hit over the data buffer, and a binary
-    search in the offsets (a per-line `match_substring` over a block cost 14 ms for the rare hit)."""
+def _bytes_of(lines: pa.StringArray) -> bytes:
     data = lines.buffers()[2]
-    if data is None or not len(lines):
+    return data.to_pybytes() if data is not None else b""
+
+
+def _lines_with(lines: pa.StringArray, byte: bytes, raw: bytes) -> list[int]:
+    """Indices of the lines holding `byte` (`raw`: their data buffer, `_bytes_of`): one `find` per
+    hit, and a binary search in the offsets (a per-line `match_substring` over a block cost 14 ms
+    for the rare hit)."""
+    if not raw or not len(lines):
         return []
-    raw = data.to_pybytes()
     offsets = memoryview(lines.buffers()[1]).cast("i")[lines.offset : lines.offset + len(lines) + 1]
     out: list[int] = []
     pos, end = raw.find(byte, offsets[0]), offsets[-1]
@@ -277,14 +281,14 @@ def _mask(n: int, idx: list[int]) -> pa.BooleanArray:
 _BACKSLASH, _QUOTE = "\x02", "\x03"
 
 
-def _mask_escapes(lines: pa.StringArray) -> tuple[pa.StringArray, list[int], list[int]]:
+def _mask_escapes(lines: pa.StringArray, raw: bytes) -> tuple[pa.StringArray, list[int], list[int]]:
     """Apache's `\\"` and `\\\\` (an agent or a path with a quote) swapped for stand-ins, so those
-    lines stay on the fast path; (lines, masked line indices, indices of lines with other escapes)."""
-    with_bs = _lines_with(lines, b"\\")
+    lines stay on the fast path; (lines, masked line indices, indices of lines with other escapes).
+    `raw` is the lines' data buffer (`_bytes_of`)."""
+    with_bs = _lines_with(lines, b"\\", raw)
     if not with_bs:
         return lines, [], []
-    data = lines.buffers()[2]
-    if data is not None and (b"\x02" in data.to_pybytes() or b"\x03" in data.to_pybytes()):
+    if b"\x02" in raw or b"\x03" in raw:
         return lines, [], with_bs  # the stand-ins occur in the block itself: no swapping
     subset = lines.take(pa.array(with_bs, pa.int64()))
     swapped = pc.replace_substring(pc.replace_substring(subset, "\\\\", _BACKSLASH), '\\"', _QUOTE)

@@ -114,11 +114,19 @@ class _Escapes:
         ends = np.where(numbers < len(nl), nl[np.minimum(numbers, len(nl) - 1)], len(data))
         buf = np.frombuffer(data, np.uint8)
         ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
-        offsets = np.empty(2 * len(numbers) + 1, np.int32)
-        offsets[0:-1:2], offsets[1::2] = starts, ends
-        offsets[-1] = ends[-1] if len(numbers) else 0
-        both = pa.StringArray.from_buffers(2 * len(numbers), pa.py_buffer(offsets), pa.py_buffer(data))
-        return both.take(pa.array(np.arange(0, 2 * len(numbers), 2, dtype=np.int32)))
+        return _spans(np, pa.py_buffer(data), starts, ends)
+
+
+def _spans(np: Any, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.StringArray:
+    """data[starts[i]:ends[i]] (ascending, not overlapping) with one copy: the spans and the gaps
+    between them are consecutive, so a string array over `data` (offsets start, end, start, ...)
+    holds them all, and `take` copies every other value out."""
+    n = len(starts)
+    offsets = np.empty(2 * n + 1, np.int32)
+    offsets[0:-1:2], offsets[1::2] = starts, ends
+    offsets[-1] = ends[-1] if n else 0
+    both = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), data)
+    return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
 
 
 def _eligible(data: bytes) -> bool:
@@ -143,7 +151,7 @@ def _all_crlf(data: bytes) -> bool:
 def _is_utf8(data: bytes) -> bool:
     """Arrow's validation (SIMD) rather than `bytes.decode`, which would build a str of the block."""
     whole = pa.Array.from_buffers(
-        pa.binary(), 1, [None, pa.py_buffer(pa.array([0, len(data)], pa.int32()).buffers()[1]), pa.py_buffer(data)]
+        pa.binary(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1], pa.py_buffer(data)]
     )
     try:
         whole.cast(pa.string())
@@ -287,19 +295,12 @@ class _Piece:
     def slices(
         self, ok: np.ndarray, starts: np.ndarray, ends: np.ndarray, null: np.ndarray | None = None
     ) -> pa.StringArray:
-        """buf[starts[i]:ends[i]] with one copy: the slices and the gaps between them are
-        consecutive, so a string array over the buffer (offsets start, end, start, ...) holds them
-        all, and `take` copies every other value out. Rows not `ok` (their positions may be
-        anything) get an empty string at their own value's start, which keeps offsets in order."""
+        """buf[starts[i]:ends[i]] (`_spans`). Rows not `ok` (their positions may be anything) get
+        an empty string at their own value's start, which keeps the spans in order."""
         np, n = self.np, len(starts)
         if not ok.all():
             starts, ends = np.where(ok, starts, self.start), np.where(ok, ends, self.start)
-        offsets = np.empty(2 * n + 1, np.int32)
-        offsets[0:-1:2] = starts
-        offsets[1::2] = ends
-        offsets[-1] = ends[-1] if n else 0
-        both = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), self.arr.buffers()[2])
-        out = both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
+        out = _spans(np, self.arr.buffers()[2], starts, ends)
         if null is None or not null.any():
             return out
         # Nulls set on the result (zero-copy) rather than carried through `take`, which is slower
@@ -312,8 +313,8 @@ class _Cut:
     """Checks every row of pieces for the plainest shape (`ok`) and finds its fields."""
 
     def __init__(self, np: Any, pieces: pa.Table, fmt: str, needles: list[bytes]) -> None:
-        """`needles`: bytes whose lines go to the Arrow path (escapes: `\\"`, `\\\\`, `\\xHH`
-        are its to undo; whitespace other than the space: see `clf.space_like`)."""
+        """`needles`: bytes whose lines go to the other paths (whitespace other than the space:
+        see `clf.space_like`; escapes are `_Escapes`' to sort)."""
         self.np, self.fmt = np, fmt
         self.pieces = [
             pieces.column(i).chunk(0) if pieces.num_rows else pa.array([], pa.string())

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from loglake.writer.parsers.clf import _MONTHS as CLF_MONTHS
+
 #: Bytes 0..28 of a stamp window: `d` a digit, `M` a month letter, `s` the zone's sign.
 _TIME = b"[dd/MMM/dddd:dd:dd:dd sdddd] "
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+_MONTHS = tuple(m.encode("ascii") for m in CLF_MONTHS)
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 #: 253402300800 is 10000-01-01T00:00:00Z: later, like before 1970, is damage, not traffic.
 _END = 253402300800

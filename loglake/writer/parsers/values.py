@@ -27,7 +27,6 @@ PARSED_TYPES: dict[str, pa.DataType] = {**FIELD_TYPES, "ts": pa.string()}
 _MISSING = "-"
 _TYPED = {"ts", "status", "bytes", "request_time"}
 _ESCAPE = re.compile(r'(?:\\x[0-9A-Fa-f]{2})+|\\["\\]')
-_HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
