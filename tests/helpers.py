@@ -24,7 +24,9 @@ def spool_rows(data_dir: Path, table: str = "access_log", include_done: bool = T
 def dead_letters(data_dir: Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted((data_dir / "dead-letter").glob("*.jsonl")):
-        for line in p.read_text(encoding="utf-8").splitlines():
+        for line in p.read_text(encoding="utf-8").split("\n"):  # not splitlines: NEL is in records
+            if not line:
+                continue
             rec = json.loads(line)
             rec["raw"] = base64.b64decode(rec["line_b64"]) if "line_b64" in rec else rec["line"].encode()
             out.append(rec)

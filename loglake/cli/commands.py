@@ -445,7 +445,11 @@ def dead_letter_show(
     sealer = None
     shown = 0
     for path in sorted(cfg.dead_letter_dir.glob("*.jsonl")):
-        for text in path.read_text(encoding="utf-8").splitlines():
+        # Records end at "\n" only: a line may hold NEL, U+2028 and the like, which
+        # str.splitlines would split inside a record (the writer keeps them unescaped).
+        for text in path.read_text(encoding="utf-8").split("\n"):
+            if not text:
+                continue
             rec = _json.loads(text)
             if "line_enc" in rec:
                 sealer = sealer or Sealer(load_key(cfg.pii))

@@ -177,3 +177,17 @@ columns = ["ts", "nope"]
 def test_environment_overrides_are_validated(data_dir: Path, env: dict[str, str], needle: str) -> None:
     proc = run_cli(["check-config"], data_dir, **env)
     assert proc.returncode == 2 and needle in proc.stderr
+
+
+def test_dead_letter_show_keeps_records_whole(tmp_path: Path, data_dir: Path) -> None:
+    """A rejected line holding NEL or U+2028 is stored unescaped; `dead-letter show` must not split
+    the record there (str.splitlines does: found by test_properties)."""
+    log = tmp_path / "odd.log"
+    lines = ["garbage \u0085 with NEL", "garbage \u2028 with a line separator", "plain garbage"]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run_cli(["write", str(log)], data_dir).returncode == 0
+    shown = run_cli(["dead-letter", "show"], data_dir)
+    assert shown.returncode == 0, shown.stderr
+    records = [json.loads(x) for x in shown.stdout.split("\n") if x]
+    assert [r["line"] for r in records] == lines
+    assert "3 dead-letter record(s)" in shown.stderr
