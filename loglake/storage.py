@@ -15,7 +15,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_bytes, fsync_dir, make_dirs_durably
+from loglake.fsutil import atomic_write_bytes, fsync_dir, make_dirs_durably, sweep_dead_temps
 
 
 @dataclass
@@ -41,12 +41,15 @@ class Lake:
     def write_atomic(self, path: str, data: bytes) -> None:
         """Readers see the whole file or nothing.
 
-        Local: a temporary name that no reader matches (`.<name>.<pid>.tmp`), fsync,
-        rename. S3: one PUT (or a completed multipart upload) is atomic by itself.
+        Local: a temporary name that no reader matches (`.<name>.<pid>.tmp`), fsync, rename;
+        temp files that killed processes left in the folder are removed first. S3: one PUT (or a
+        completed multipart upload) is atomic by itself.
         """
         if self.is_local:
             target = Path(path)
             made = make_dirs_durably(target.parent)
+            if not made:
+                sweep_dead_temps(target.parent)
             atomic_write_bytes(target, data, mode=0o644)  # lake files are for every reader
             for d in made:  # new dt=/hour= folders survive a power loss before the catalog sees them
                 fsync_dir(d)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from loglake.catalog import load_catalog
 from loglake.config import Config
 from loglake.generate import write_log
 from loglake.rollover import InjectedFault, run_rollover
+from loglake.storage import Lake
 from loglake.writer import Writer
 from tests.conftest import ELASTIC, cli_env, real_file, run_cli
 
@@ -123,6 +126,23 @@ def test_kill_9_during_rollover_then_rerun_is_exact(cfg: Config, tmp_path: Path,
     assert run_cli(["rollover"], cfg.data_dir).returncode == 0
     assert count(cfg) == 3000
     assert not list(cfg.data_dir.rglob("*.tmp"))
+
+
+def test_next_write_into_a_folder_removes_temp_files_of_killed_processes(tmp_path: Path) -> None:
+    """A worker thread killed with its process between create and rename leaves `.<name>.<pid>.tmp`;
+    the next write into that folder removes it, and leaves a live process's temp file alone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "lake" / "access_log" / "dt=2026-11-28" / "hour=22"
+    folder.mkdir(parents=True)
+    orphan = folder / f".a.parquet.{dead.pid}.tmp"
+    in_flight = folder / f".b.parquet.{os.getppid()}.tmp"
+    orphan.write_bytes(b"half")
+    in_flight.write_bytes(b"half")
+    lake = Lake(LocalFileSystem(), str(tmp_path / "lake"), str(tmp_path / "lake"))
+    lake.write_atomic(str(folder / "c.parquet"), b"whole")
+    assert not orphan.exists() and in_flight.exists()
+    assert (folder / "c.parquet").read_bytes() == b"whole"
 
 
 def test_two_concurrent_rollovers_convert_each_segment_once(cfg: Config, tmp_path: Path) -> None:
