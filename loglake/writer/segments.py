@@ -30,6 +30,9 @@ from loglake.fsutil import atomic_write_json, fsync_dir, private_dir, process_to
 BATCHES = "_batches"
 _SEQ = itertools.count(1)
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglake-csv")
+#: fdatasync of an open segment every this many bytes, on its own thread (`Batch._sync_ahead`).
+SYNC_AHEAD_BYTES = 16 << 20
+_SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglake-sync")
 
 
 def new_batch_id(host_id: str) -> str:
@@ -70,6 +73,7 @@ class _TableFile:
     path: Path
     handle: pa.NativeFile
     writer: pacsv.CSVWriter
+    synced: int = 0  # bytes a background fdatasync was started for
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Batch:
     _dead: IO[bytes] | None = None
     _last_sync: float = field(default_factory=time.monotonic)
     _inflight: Future[None] | None = None
+    _syncing: Future[None] | None = None
     _sizes: dict[str, int] = field(default_factory=dict)
     _closed: bool = False
 
@@ -150,7 +155,19 @@ class Batch:
             self._tables[table] = tf
         tf.writer.write_table(rows)
         self._sizes[table] = tf.handle.tell()
+        self._sync_ahead(tf, self._sizes[table])
         self._maybe_sync()
+
+    def _sync_ahead(self, tf: _TableFile, size: int) -> None:
+        """Start an fdatasync of a big segment while it is still being written, off both the parsing
+        and the encoding thread. The fsync at seal still makes the batch durable; it just finds
+        little left to do. Without this a 128 MiB segment's seal sat idle ~0.15 s in fsync (a
+        virtual disk flushes on the host), ~10% of the wall time of a backfill on one core."""
+        if self.cfg.writer.fsync == "off" or size - tf.synced < SYNC_AHEAD_BYTES:
+            return
+        if self._syncing is not None and not self._syncing.done():
+            return  # the disk is behind: one sync at a time
+        self._syncing, tf.synced = _SYNCER.submit(_fsync_path, tf.path, True), size
 
     def dead_letter(self, records: list[DeadLetter]) -> None:
         """Queue rejected lines as JSON lines; on the same writer thread as the CSV, so all file I/O
@@ -223,6 +240,13 @@ class Batch:
         for h in self._handles():
             h.flush()
             h.close()
+        if self._syncing is not None:
+            syncing, self._syncing = self._syncing, None
+            if sync:
+                syncing.result()  # its error (EIO) is reported to that fd only: raise it here
+            else:
+                with contextlib.suppress(OSError):
+                    syncing.result()
         if sync:  # pa.OSFile has no fileno(): fsync by path after close, which is equivalent
             for p in self._paths():
                 _fsync_path(p)
@@ -291,10 +315,10 @@ class Batch:
         (self.cfg.dead_letter_dir / f"{self.id}.jsonl.open").unlink(missing_ok=True)
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: Path, data_only: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        (os.fdatasync if data_only else os.fsync)(fd)
     finally:
         os.close(fd)
 
