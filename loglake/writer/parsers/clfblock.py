@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.clf import space_like
+from loglake.writer.parsers.clfbytes import Piece, find_all, not_capital, not_digit, spans, swar
 from loglake.writer.parsers.clftime import utc_times
 from loglake.writer.parsers.values import PARSED_TYPES
 
@@ -86,7 +87,7 @@ class _Escapes:
     def __init__(self, np: Any, data: bytes) -> None:
         self.np, self.data = np, data
         buf = np.frombuffer(data, np.uint8)
-        at = _find_all(np, buf, data, b"\\")
+        at = find_all(np, buf, data, b"\\")
         first = np.flatnonzero(np.concatenate([[True], at[1:] != at[:-1] + 1]))
         length = np.diff(np.append(first, len(at)))
         last = at[first + length - 1]
@@ -108,17 +109,21 @@ class _Escapes:
         return self._newlines
 
     def _line_numbers(self, buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """The line each (ascending) position is on. A few (real traffic: a handful of `\\xHH` per
-        block) are counted between them, which skips the position array of every newline (~2 ms a
-        block, ~8% of the parse)."""
+        """The line each (ascending) position is on. Real traffic has a few lines of `\\xHH` runs
+        per block: newlines are counted from one such line to the next (a position inside the
+        line just counted costs one comparison), which skips the position array of every newline
+        (~1 ms a block)."""
         np = self.np
-        if len(positions) > 64:
+        if len(positions) > 4096:
             return np.searchsorted(self.newlines, positions)
-        counts, prev = [], 0
+        out, line, prev, end = [], 0, 0, -1
         for pos in positions.tolist():
-            counts.append(np.count_nonzero(buf[prev:pos] == 10))
-            prev = pos
-        return np.cumsum(np.array(counts, np.int64))
+            if pos > end:
+                line += int(np.count_nonzero(buf[prev:pos] == 10))
+                prev, end = pos, self.data.find(b"\n", pos)
+                end = len(buf) if end < 0 else end
+            out.append(line)
+        return np.array(out, np.int64)
 
     def demote(self, ok: np.ndarray, line_of: np.ndarray) -> None:
         np = self.np
@@ -133,19 +138,7 @@ class _Escapes:
         ends = np.where(numbers < len(nl), nl[np.minimum(numbers, len(nl) - 1)], len(data))
         buf = np.frombuffer(data, np.uint8)
         ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
-        return _spans(np, pa.py_buffer(data), starts, ends)
-
-
-def _spans(np: Any, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.StringArray:
-    """data[starts[i]:ends[i]] (ascending, not overlapping) with one copy: the spans and the gaps
-    between them are consecutive, so a string array over `data` (offsets start, end, start, ...)
-    holds them all, and `take` copies every other value out."""
-    n = len(starts)
-    offsets = np.empty(2 * n + 1, np.int32)
-    offsets[0:-1:2], offsets[1::2] = starts, ends
-    offsets[-1] = ends[-1] if n else 0
-    both = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), data)
-    return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
+        return spans(np, pa.py_buffer(data), starts, ends)
 
 
 def _eligible(data: bytes) -> bool:
@@ -268,66 +261,6 @@ def _splice(np: Any, table: pa.Table, demoted: np.ndarray, line_of: np.ndarray, 
     return pa.concat_tables(out)
 
 
-class _Piece:
-    """One piece column as numpy: value i is `buf[start[i]:end[i]]`."""
-
-    def __init__(self, np: Any, arr: pa.StringArray) -> None:
-        self.arr = arr
-        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
-        self.start, self.end = offsets[:-1], offsets[1:]
-        data = arr.buffers()[2]
-        self.buf = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-        self.np = np
-        self.words: np.ndarray | None = None
-
-    def at(self, pos: np.ndarray) -> np.ndarray:
-        return self.buf[self.np.clip(pos, 0, max(len(self.buf) - 1, 0))] if len(self.buf) else pos * 0
-
-    def window(self, pos: np.ndarray, width: int) -> np.ndarray:
-        """The `width` bytes (a multiple of 8, at most 32) from each position, zeros past the end,
-        as rows of a uint8 matrix: one gather per 8 bytes, from a view of the buffer as a 64-bit
-        word at every byte offset."""
-        np = self.np
-        if self.words is None:
-            padded = np.concatenate([self.buf, np.zeros(40, np.uint8)])
-            self.words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-        at = np.clip(pos, 0, len(self.buf))
-        got = self.words[at] if width == 8 else self.words[at[:, None] + np.arange(0, width, 8)]
-        return np.ascontiguousarray(got).view(np.uint8).reshape(len(pos), width)
-
-    def spaces(self) -> np.ndarray:
-        return self.np.flatnonzero(self.buf == 32)
-
-    def is_dash(self) -> np.ndarray:
-        return (self.end - self.start == 1) & (self.at(self.start) == 45)
-
-    def as_is(self, null: np.ndarray | None) -> pa.StringArray:
-        """The piece itself, zero-copy, null where `null` (`-`)."""
-        arr = self.arr
-        if null is None or not null.any():
-            return arr
-        if arr.offset:  # the validity bits would need shifting; not worth it for a rare case
-            return pc.if_else(pa.array(null), pa.scalar(None, pa.string()), arr)
-        validity = pa.py_buffer(self.np.packbits(~null, bitorder="little"))
-        return pa.StringArray.from_buffers(len(arr), arr.buffers()[1], arr.buffers()[2], validity)
-
-    def slices(
-        self, ok: np.ndarray, starts: np.ndarray, ends: np.ndarray, null: np.ndarray | None = None
-    ) -> pa.StringArray:
-        """buf[starts[i]:ends[i]] (`_spans`). Rows not `ok` (their positions may be anything) get
-        an empty string at their own value's start, which keeps the spans in order."""
-        np, n = self.np, len(starts)
-        if not ok.all():
-            starts, ends = np.where(ok, starts, self.start), np.where(ok, ends, self.start)
-        out = _spans(np, self.arr.buffers()[2], starts, ends)
-        if null is None or not null.any():
-            return out
-        # Nulls set on the result (zero-copy) rather than carried through `take`, which is slower
-        # with a validity bitmap (a user name column is mostly `-`).
-        validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
-        return pa.StringArray.from_buffers(n, out.buffers()[1], out.buffers()[2], validity)
-
-
 class _Cut:
     """Checks every row of pieces for the plainest shape (`ok`) and finds its fields."""
 
@@ -339,7 +272,7 @@ class _Cut:
             pieces.column(i).chunk(0) if pieces.num_rows else pa.array([], pa.string())
             for i in range(pieces.num_columns)
         ]
-        self.p = [_Piece(np, arr) for arr in self.pieces]
+        self.p = [Piece(np, arr) for arr in self.pieces]
         lengths = sum((p.end - p.start for p in self.p), np.zeros(pieces.num_rows, np.int64))
         # A line's length is its pieces' plus the quotes between them; an empty line is a row of
         # empty pieces (so is a line of nothing but quotes: both go to split_lines).
@@ -354,7 +287,7 @@ class _Cut:
                 at = (
                     np.flatnonzero(p.buf == needle[0])
                     if len(needle) == 1
-                    else _find_all(np, p.buf, p.buf.tobytes(), needle)
+                    else find_all(np, p.buf, p.buf.tobytes(), needle)
                 )
                 if len(at):
                     self.ok[np.searchsorted(p.end, at, side="right")] = False
@@ -396,12 +329,12 @@ class _Cut:
         ok = np.searchsorted(spaces, req.end) - first == 2
         method_len = r[:, 0] - req.start
         ok &= (method_len >= 1) & (method_len <= 8) & (r[:, 1] > r[:, 0] + 1) & (req.end - r[:, 1] - 1 == 8)
-        method = req.window(req.start, 8)
-        capital = (method >= 65) & (method <= 90)
-        ok &= (capital | (np.arange(8)[None, :] >= method_len[:, None])).all(axis=1)
-        proto = req.window(r[:, 1] + 1, 8)
-        ok &= (proto[:, :5] == np.frombuffer(b"HTTP/", np.uint8)).all(axis=1)
-        ok &= _digit(proto[:, 5]) & (proto[:, 6] == 46) & _digit(proto[:, 7])
+        sw = swar(np)
+        method = req.window(req.start, 8).view("<u8")[:, 0]
+        ok &= (not_capital(np, method) & sw.first[np.clip(method_len, 0, 8)]) == 0
+        proto = req.window(r[:, 1] + 1, 8).view("<u8")[:, 0]
+        ok &= (proto & sw.proto_mask) == sw.proto  # `HTTP/` and the `.`
+        ok &= (not_digit(np, proto) & sw.proto_digits) == 0
         self.request = r
         return ok
 
@@ -409,8 +342,7 @@ class _Cut:
         """` NNN bytes ` (combined) or ` NNN bytes[ anything]` (common), as `_STATUS_RX` says."""
         np, st = self.np, self.p[2]
         head = st.window(st.start, 24)  # ` NNN ` then up to 18 digits of bytes and the space after
-        ok = (head[:, 0] == 32) & (head[:, 1] >= 49) & (head[:, 1] <= 53) & _digit(head[:, 2])
-        ok &= _digit(head[:, 3]) & (head[:, 4] == 32)
+        ok = (head[:, 0] == 32) & (head[:, 1] >= 49) & (head[:, 1] <= 53) & (head[:, 4] == 32)
         if self.fmt == "combined":
             size = st.end - st.start - 6
             ok &= st.at(st.end - 1) == 32
@@ -422,10 +354,14 @@ class _Cut:
                 else st.end
             )
             size = np.where((nxt > st.start + 5) & (nxt < st.end), nxt, st.end) - st.start - 5
-        digits = head[:, 5:23]
-        self.dash = (size == 1) & (digits[:, 0] == 45)
-        beyond = np.arange(18)[None, :] >= size[:, None]
-        ok &= (size >= 1) & (size <= 18) & ((_digit(digits) | beyond).all(axis=1) | self.dash)
+        self.dash = (size == 1) & (head[:, 5] == 45)
+        # Bytes 2-3 (status) and 5..5+size (bytes) must be digits: eight at a time, word k holding
+        # bytes 8k..8k+7 of the window.
+        sw, words, ends = swar(np), head.view("<u8"), 5 + np.clip(size, 0, 18)
+        digits = [not_digit(np, words[:, k]) & sw.first[np.clip(ends - 8 * k, 0, 8)] for k in range(3)]
+        digits[0] &= sw.skip_five
+        ok &= (not_digit(np, words[:, 0]) & sw.status_digits) == 0
+        ok &= (size >= 1) & (size <= 18) & (((digits[0] | digits[1] | digits[2]) == 0) | self.dash)
         self.status = (head[:, 1:4].astype(np.int16) - 48) @ np.array([100, 10, 1], np.int16)
         self.bytes_span = (st.start + 5, st.start + 5 + np.clip(size, 0, 18))
         return ok
@@ -461,20 +397,3 @@ class _Cut:
         cols["_line"] = pa.array(line_of)
         schema = pa.schema([(c, PARSED_TYPES[c]) for c in needed] + [("_line", pa.int32())])
         return pa.table([cols[c] for c in schema.names], schema=schema)
-
-
-def _find_all(np: Any, buf: np.ndarray, data: bytes, needle: bytes) -> np.ndarray:
-    """Start positions of `needle` in `data`: `bytes.find` hops (memchr) while hits are few, which
-    is ~10x cheaper than a numpy pass over the block; a numpy pass once they are many."""
-    found: list[int] = []
-    at = data.find(needle)
-    while at >= 0:
-        found.append(at)
-        if len(found) > 2048 and len(needle) == 1:
-            return np.flatnonzero(buf == needle[0])
-        at = data.find(needle, at + 1)
-    return np.array(found, np.int64)
-
-
-def _digit(b: np.ndarray) -> np.ndarray:
-    return (b >= 48) & (b <= 57)

@@ -53,8 +53,7 @@ def _shape_ok(np: Any, stamp: Any) -> Any:
 
 def _month(np: Any, stamp: Any) -> tuple[Any, Any]:
     """Month numbers 1..12 and whether the three letters were a month name at all."""
-    s = stamp[:, 4:7].astype(np.int32)
-    code = s[:, 0] | (s[:, 1] << 8) | (s[:, 2] << 16)
+    code = ((stamp.view("<u8")[:, 0] >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int32)
     codes = np.array([m[0] | (m[1] << 8) | (m[2] << 16) for m in _MONTHS], np.int32)
     order = np.argsort(codes)
     i = np.minimum(np.searchsorted(codes[order], code), 11)
@@ -88,7 +87,7 @@ def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
         out[:, 0:4] = stamp[:, 8:12]
         out[:, 5], out[:, 6] = 48 + month // 10, 48 + month % 10
         out[:, 8:10] = stamp[:, 1:3]
-        out[:, 11:13], out[:, 14:16], out[:, 17:19] = stamp[:, 13:15], stamp[:, 16:18], stamp[:, 19:21]
+        out[:, 11:19] = stamp[:, 13:21]  # `hh:mm:ss`, colons included
         return out, ok
     ok &= (zone_h <= 23) & (zone_m <= 59)  # `+9000` is no zone (Python's %z agrees)
     sign = np.where(stamp[:, 22] == 45, -1, 1).astype(np.int64)
