@@ -16,6 +16,7 @@ block it can. numpy is imported by pyarrow anyway once installed, so it adds no 
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -66,7 +67,9 @@ def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[Pa
     if invalid:
         line_of = numpy.delete(line_of, [number - 1 for number, _ in invalid])
     if escapes is not None:
-        escapes.demote(cut.ok, line_of)
+        escapes.demote(
+            cut.ok, line_of, None if escapes.needed else _line_starts(numpy, cut, line_of, invalid, len(data))
+        )
     table = cut.table(parser.needed, line_of)
     demoted = numpy.flatnonzero(~cut.ok)
     if not len(demoted) and not invalid:
@@ -99,8 +102,7 @@ class _Escapes:
         # (a block of nginx's `\\xHH` alone has every backslash line demoted anyway).
         self.needed = bool((length >= 2).any() or (odd & (after == 34)).any())
         self._newlines: np.ndarray | None = None
-        bad = self._line_numbers(buf, last[odd & (after != 34)])  # ascending: no sort needed
-        self.bad_lines = bad[np.concatenate([[True], bad[1:] != bad[:-1]])] if len(bad) else bad
+        self.bad = last[odd & (after != 34)]  # ascending
 
     @property
     def newlines(self) -> np.ndarray:
@@ -117,19 +119,29 @@ class _Escapes:
         if len(positions) > 4096:
             return np.searchsorted(self.newlines, positions)
         out, line, prev, end = [], 0, 0, -1
+        scratch = _scratch(np, len(buf))  # a fresh 4 MiB temporary per count cost page faults
         for pos in positions.tolist():
             if pos > end:
-                line += int(np.count_nonzero(buf[prev:pos] == 10))
+                line += int(np.count_nonzero(np.equal(buf[prev:pos], 10, out=scratch[: pos - prev])))
                 prev, end = pos, self.data.find(b"\n", pos)
                 end = len(buf) if end < 0 else end
             out.append(line)
         return np.array(out, np.int64)
 
-    def demote(self, ok: np.ndarray, line_of: np.ndarray) -> None:
+    def demote(self, ok: np.ndarray, line_of: np.ndarray, starts: np.ndarray | None) -> None:
+        """Rows whose lines hold a bad escape are not `ok`; `starts` (each line's offset, when
+        known from the pieces) places the escapes without looking at the block again."""
         np = self.np
-        rows = np.searchsorted(line_of, self.bad_lines)
+        if not len(self.bad):
+            return
+        if starts is not None:
+            bad = np.searchsorted(starts, self.bad, side="right") - 1
+        else:
+            bad = self._line_numbers(np.frombuffer(self.data, np.uint8), self.bad)
+        bad = bad[np.concatenate([[True], bad[1:] != bad[:-1]])]
+        rows = np.searchsorted(line_of, bad)
         rows = rows[rows < len(line_of)]
-        ok[rows[line_of[rows] == self.bad_lines[: len(rows)]]] = False
+        ok[rows[line_of[rows] == bad[: len(rows)]]] = False
 
     def lines(self, numbers: np.ndarray) -> pa.StringArray:
         """The raw text of lines `numbers` (ascending), CR stripped as the tokenizer strips it."""
@@ -139,6 +151,31 @@ class _Escapes:
         buf = np.frombuffer(data, np.uint8)
         ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
         return spans(np, pa.py_buffer(data), starts, ends)
+
+
+def _line_starts(
+    np: Any, cut: _Cut, line_of: np.ndarray, invalid: list[tuple[int, str]], size: int
+) -> np.ndarray | None:
+    """Each line's offset in the block: a line is its pieces, the quotes between them and its
+    newline (the tokenizer's pieces are the raw bytes when it unescapes nothing). None when the
+    lengths do not add up to the block (CRs, which the tokenizer drops): count newlines then."""
+    lengths = np.empty(len(line_of) + len(invalid), np.int64)
+    lengths[line_of] = cut.lengths + len(cut.p)
+    for number, text in invalid:
+        lengths[number - 1] = len(text.encode("utf-8")) + 1
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    return starts[:-1] if starts[-1] in (size, size + 1) else None  # +1: a last line without newline
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(np: Any, size: int) -> np.ndarray:
+    """A bool array of at least `size`, kept per thread and reused block after block."""
+    buf = getattr(_LOCAL, "scratch", None)
+    if buf is None or len(buf) < size:
+        buf = _LOCAL.scratch = np.empty(max(size, 1), bool)
+    return buf
 
 
 def _eligible(data: bytes) -> bool:
@@ -273,7 +310,7 @@ class _Cut:
             for i in range(pieces.num_columns)
         ]
         self.p = [Piece(np, arr) for arr in self.pieces]
-        lengths = sum((p.end - p.start for p in self.p), np.zeros(pieces.num_rows, np.int64))
+        self.lengths = lengths = sum((p.end - p.start for p in self.p), np.zeros(pieces.num_rows, np.int64))
         # A line's length is its pieces' plus the quotes between them; an empty line is a row of
         # empty pieces (so is a line of nothing but quotes: both go to split_lines).
         self.longest = int(lengths.max()) + len(self.p) - 1 if pieces.num_rows else 0
