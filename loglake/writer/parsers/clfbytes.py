@@ -88,12 +88,13 @@ class Piece:
 
 def find_all(np: Any, buf: np.ndarray, data: bytes, needle: bytes) -> np.ndarray:
     """Start positions of `needle` in `data`: `bytes.find` hops (memchr) while hits are few, which
-    is ~10x cheaper than a numpy pass over the block; a numpy pass once they are many."""
+    is ~10x cheaper than a numpy pass over the block; a numpy pass once they are many (256 hops
+    cost about one pass: the adversarial mix has thousands of backslashes a block)."""
     found: list[int] = []
     at = data.find(needle)
     while at >= 0:
         found.append(at)
-        if len(found) > 2048 and len(needle) == 1:
+        if len(found) > 256 and len(needle) == 1:
             return np.flatnonzero(buf == needle[0])
         at = data.find(needle, at + 1)
     return np.array(found, np.int64)
