@@ -68,38 +68,25 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, mode: int 
         fsync_dir(path.parent)
 
 
-def sweep_dead_temps(folder: Path) -> int:
+def sweep_dead_temps(folder: Path) -> None:
     """Remove the temp files (`.<name>.<pid>.tmp`) that processes killed mid-write left in `folder`.
 
     A kill -9 between create and rename cannot clean up after itself; the next write into the same
     folder does. A temp file of a live process (any pid that still exists) is left alone.
     """
-    removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return 0
+        return
     for entry in entries:
         name = entry.name
         if not (name.startswith(".") and name.endswith(".tmp")):
             continue
         pid = name[:-4].rpartition(".")[2]
-        if not pid.isdigit() or int(pid) == os.getpid() or _pid_exists(int(pid)):
-            continue
+        if not pid.isdigit() or int(pid) == os.getpid() or not process_token(int(pid)).endswith(":?"):
+            continue  # not ours to judge, ours, or a process that still runs
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)
-            removed += 1
-    return removed
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:

@@ -106,7 +106,7 @@ class Swar:
 
     def __init__(self, np: Any) -> None:
         u = np.uint64
-        self.ones, self.high, self.low7 = u(0x0101010101010101), u(0x8080808080808080), u(0x7F7F7F7F7F7F7F7F)
+        self.high, self.low7 = u(0x8080808080808080), u(0x7F7F7F7F7F7F7F7F)
         #: first[h]: bit 7 of bytes 0..h-1.
         self.first = np.array([sum(0x80 << (8 * i) for i in range(h)) for h in range(9)], np.uint64)
         self.skip_five = ~self.first[5]

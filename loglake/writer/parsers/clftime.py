@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from loglake.writer.parsers.clf import _MONTHS as CLF_MONTHS
+from loglake.writer.parsers.clfbytes import not_digit
 
 #: Bytes 0..28 of a stamp window: `d` a digit, `M` a month letter, `s` the zone's sign.
 _TIME = b"[dd/MMM/dddd:dd:dd:dd sdddd] "
@@ -19,35 +20,29 @@ _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _END = 253402300800
 
 
-def _masks(word: int) -> tuple[int, int, int, int]:
-    """(literal mask, literal value, digit mask, digit high nibbles) of template word `word`."""
-    lit_mask = lit_val = dig_mask = dig_hi = 0
+def _masks(word: int) -> tuple[int, int, int]:
+    """(literal mask, literal value, bit 7 of each digit byte) of template word `word`."""
+    lit_mask = lit_val = digits = 0
     for k, c in enumerate(_TIME[8 * word : 8 * word + 8]):
         if c == ord("d"):
-            dig_mask |= 0xFF << (8 * k)
-            dig_hi |= 0x30 << (8 * k)
+            digits |= 0x80 << (8 * k)
         elif c not in b"Ms":
             lit_mask |= 0xFF << (8 * k)
             lit_val |= c << (8 * k)
-    return lit_mask, lit_val, dig_mask, dig_hi
+    return lit_mask, lit_val, digits
 
 
 _WORDS = [_masks(w) for w in range(4)]
-_LOW = 0x0F0F0F0F0F0F0F0F
-_SIX = 0x0606060606060606
-_SIXTEEN = 0x1010101010101010
 
 
 def _shape_ok(np: Any, stamp: Any) -> Any:
     """The 29 template bytes, checked eight at a time (SWAR on 64-bit words)."""
     words = stamp.view("<u8")  # (n, 4)
     ok = np.ones(len(stamp), bool)
-    for i, (lit_mask, lit_val, dig_mask, dig_hi) in enumerate(_WORDS):
+    for i, (lit_mask, lit_val, digits) in enumerate(_WORDS):
         w = words[:, i]
         ok &= (w & np.uint64(lit_mask)) == np.uint64(lit_val)
-        ok &= (w & np.uint64(dig_mask & 0xF0F0F0F0F0F0F0F0)) == np.uint64(dig_hi)
-        low = (w & np.uint64(dig_mask & _LOW)) + np.uint64(dig_mask & _SIX)
-        ok &= (low & np.uint64(dig_mask & _SIXTEEN)) == 0
+        ok &= (not_digit(np, w) & np.uint64(digits)) == 0
     return ok & ((stamp[:, 22] == 43) | (stamp[:, 22] == 45))
 
 
