@@ -37,7 +37,11 @@ DAMAGE = [
     "é".encode(),
     b"x",
     b"A",
+    b"",  # a byte deleted
 ]
+#: An nginx `log_format` with one more quoted field after the agent: such lines have 8 quotes, and
+#: a block of many of them is cut as a block of 9 pieces (`clfblock._trailing`).
+TRAILING = b' "10.0.0.1, 10.0.0.2" 0.003'
 
 
 def _rows(parser: ClfParser, data: bytes, by_lines: bool) -> tuple[dict, dict]:
@@ -92,11 +96,13 @@ def test_block_path_takes_clean_blocks_and_leaves_the_rest() -> None:
         max_size=40,
     ),
     st.sampled_from(["combined", "common"]),
+    st.sampled_from([0, 1, 2]),
 )
-def test_damaged_lines_cut_alike(edits: list[tuple[int, int, bytes, bool]], fmt: str) -> None:
-    """Real lines with a byte replaced or inserted somewhere, among untouched ones: the block path,
-    the line-array path and the per-line parser agree on every line, rows and reasons."""
-    lines = _sample(ELASTIC)[:300]
+def test_damaged_lines_cut_alike(edits: list[tuple[int, int, bytes, bool]], fmt: str, tails: int) -> None:
+    """Real lines (none, every other one or all with a trailing quoted field) with a byte replaced,
+    deleted or inserted somewhere, among untouched ones: the block path, the line-array path and
+    the per-line parser agree on every line, rows and reasons."""
+    lines = [line + TRAILING if tails > k % 2 else line for k, line in enumerate(_sample(ELASTIC)[:300])]
     for line_no, pos, byte, insert in edits:
         i = line_no % len(lines)
         line = lines[i]
@@ -112,4 +118,29 @@ def test_damaged_lines_cut_alike(edits: list[tuple[int, int, bytes, bool]], fmt:
         if rejects.get(i, "").startswith("invalid_utf8"):
             continue  # split_lines' reason: no parser sees such a line
         row, reason = parser.parse_line(raw.removesuffix(b"\r").decode())  # split_lines strips one CR
+        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
+
+
+@pytest.mark.parametrize("first", ["plain", "trailing"])
+def test_lines_with_and_without_a_trailing_field_are_cut_as_blocks(first: str) -> None:
+    """Every other line with a quoted field after the agent, a few odd ones among them: `""` right
+    after the agent (the per-line parser then backtracks to the agent's last space), a bad escape,
+    a bad time. Whichever shape the first line has, the block path cuts the other shape's lines as
+    a block of their own, and agrees with the line-array path and the per-line parser."""
+    tailed = {k for k in range(200) if k % 2 == (1 if first == "plain" else 0)}
+    lines = [line + TRAILING if k in tailed else line for k, line in enumerate(_sample(ELASTIC)[:200])]
+    odd = sorted(tailed)[3:6]
+    lines[odd[0]] = lines[odd[0]].replace(b'" "10.0.0.1', b'""10.0.0.1')
+    lines[odd[1]] = lines[odd[1]].replace(b"Mozilla", b"Mo\\x41zilla")
+    lines[odd[2]] = lines[odd[2]].replace(b"/2015:", b"/2O15:")
+    data = b"\r\n".join(lines) + b"\r\n"
+    parser = ClfParser("combined", ALL)
+    assert parser.parse_block(data, 1 << 20) is not None
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    assert rows[odd[0]]["user_agent"].endswith("Chrome/32.0.1700.77")
+    assert rows[odd[1]]["user_agent"].startswith("MoAzilla")
+    assert list(rejects) == [odd[2]] and len(rows) == 199
+    for i, raw in enumerate(lines):
+        row, reason = parser.parse_line(raw.decode())
         assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from loglake.writer.lines import newline_positions
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.clf import space_like
 from loglake.writer.parsers.clfbytes import Piece, find_all, not_capital, not_digit, spans, swar
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 #: Pieces between quotes of a plain line: `pre "request" status "referer" " " "agent" after`.
 _PIECES = {"combined": 7, "common": 3}
+#: Combined lines with one more quoted field after the agent (nginx's `"$http_x_forwarded_for"`
+#: in many `log_format`s): their own block shape, as the tokenizer needs one count of pieces.
+_TRAILING = 9
 
 
 def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[ParseResult, int] | None:
@@ -44,18 +48,36 @@ def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[Pa
     `_line` and reject indices count the block's lines."""
     if not _eligible(data):
         return None
+    return _parse(parser, data, max_line_bytes, _width(parser.fmt, data), True)
+
+
+def _width(fmt: str, data: bytes) -> int:
+    """Pieces per line of most lines, from the block's first lines: a block tokenized at the other
+    width would see most of its lines as invalid rows (a Python call each)."""
+    if fmt != "combined":
+        return _PIECES[fmt]
+    head = data[:16384].split(b"\n")[:-1] or [data]
+    trailing = sum(line.count(b'"') == _TRAILING - 1 for line in head)
+    return _TRAILING if trailing * 2 > len(head) else _PIECES[fmt]
+
+
+def _parse(
+    parser: ClfParser, data: bytes, max_line_bytes: int, width: int, other_width: bool
+) -> tuple[ParseResult, int] | None:
+    """`parse_block` with `width` pieces per line; `other_width`: cut many lines of the other
+    combined shape as a block of their own (`_other_shape`)."""
     import numpy
 
     escapes = _Escapes(numpy, data) if b"\\" in data else None
     if escapes is not None and not escapes.ok:
         return None
-    read = _read_pieces(data, _PIECES[parser.fmt], escapes is not None and escapes.needed)
-    if read is None:
-        return None
+    read = _read_pieces(data, width, escapes is not None and escapes.needed)
+    if read is None or not read[0].num_rows:
+        return None  # None: not one line of the shape, nothing to gain here
     pieces, invalid = read
-    if not pieces.num_rows:
-        return None  # not one line of the shape: nothing to gain here
     count = pieces.num_rows + len(invalid)
+    if b"\r" in data and count != len(newline_positions(data)) + (not data.endswith(b"\n")):
+        return None  # a lone CR ended a row for the tokenizer but not a line for us
     cut = _Cut(numpy, pieces, parser.fmt, space_like(data))
     if (
         cut.shortest == 0
@@ -74,11 +96,37 @@ def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[Pa
     demoted = numpy.flatnonzero(~cut.ok)
     if not len(demoted) and not invalid:
         return ParseResult(table), count
+    other = None
+    if other_width and parser.fmt == "combined":
+        other, invalid = _other_shape(numpy, parser, invalid, max_line_bytes, 16 - width)
     if escapes is not None and escapes.needed:  # pieces hold unescaped text: raw lines from the block
         texts = escapes.lines(line_of[demoted])
     else:
         texts = pc.binary_join_element_wise(*(col.take(pa.array(demoted)) for col in cut.pieces), '"')
-    return _with_demoted(numpy, parser, table, cut, demoted, texts, line_of, invalid), count
+    return _with_demoted(numpy, parser, table, cut, demoted, texts, line_of, invalid, other), count
+
+
+def _other_shape(
+    np: Any, parser: ClfParser, invalid: list[tuple[int, str]], max_line_bytes: int, width: int
+) -> tuple[ParseResult | None, list[tuple[int, str]]]:
+    """Combined lines with and without a trailing quoted field (7 and 9 pieces) mixed in a block:
+    the tokenizer's invalid rows include the other shape's lines, and many of them are cut as a
+    block of their own rather than through the line-array path. (Their rows, with block line
+    numbers; the other invalid rows.)"""
+    picked = [k for k, (_, text) in enumerate(invalid) if text.count('"') == width - 1]
+    if len(picked) <= _FEW:
+        return None, invalid
+    block = "\n".join([invalid[k][1] for k in picked]).encode() + b"\n"
+    got = _parse(parser, block, max_line_bytes, width, False)
+    if got is None:
+        return None, invalid
+    result, _ = got
+    numbers = np.array([invalid[k][0] - 1 for k in picked], np.int32)
+    table = result.table
+    table = table.set_column(table.schema.get_field_index("_line"), "_line", pc.take(pa.array(numbers), table["_line"]))
+    taken = set(picked)
+    rest = [row for k, row in enumerate(invalid) if k not in taken]
+    return ParseResult(table, [(int(numbers[i]), reason) for i, reason in result.rejects]), rest
 
 
 class _Escapes:
@@ -101,14 +149,11 @@ class _Escapes:
         # The tokenizer's escaping costs ~50% of its pass: on only when a `\\"` or `\\\\` is there
         # (a block of nginx's `\\xHH` alone has every backslash line demoted anyway).
         self.needed = bool((length >= 2).any() or (odd & (after == 34)).any())
-        self._newlines: np.ndarray | None = None
         self.bad = last[odd & (after != 34)]  # ascending
 
     @property
     def newlines(self) -> np.ndarray:
-        if self._newlines is None:
-            self._newlines = self.np.flatnonzero(self.np.frombuffer(self.data, self.np.uint8) == 10)
-        return self._newlines
+        return newline_positions(self.data)
 
     def _line_numbers(self, buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """The line each (ascending) position is on. Real traffic has a few lines of `\\xHH` runs
@@ -183,18 +228,7 @@ def _eligible(data: bytes) -> bool:
     # for b"\n\n" here cost more than the tokenizer's whole pass.
     if not data or b"\x00" in data:
         return False
-    if b"\r" in data and not _all_crlf(data):
-        return False  # a lone CR ends a row for the tokenizer but not a line for us
     return data.isascii() or _is_utf8(data)
-
-
-def _all_crlf(data: bytes) -> bool:
-    """Every CR is followed by LF (numpy: `bytes.count` of two bytes costs ~4 ms a block)."""
-    import numpy as np
-
-    buf = np.frombuffer(data, np.uint8)
-    cr = np.flatnonzero(buf == 13)
-    return bool(len(cr)) and cr[-1] + 1 < len(buf) and bool((buf[cr + 1] == 10).all())
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -255,29 +289,56 @@ def _with_demoted(
     texts: pa.StringArray,
     line_of: np.ndarray,
     invalid: list[tuple[int, str]],
+    other: ParseResult | None = None,
 ) -> ParseResult:
     """Lines of other shapes (`texts`: the `demoted` rows' lines) through the Arrow path's parser,
-    merged back in line order."""
+    merged back in line order with the rows of `other` (`_other_shape`)."""
     lines = np.concatenate([line_of[demoted], np.array([n - 1 for n, _ in invalid], np.int32)])
     order = np.argsort(lines, kind="stable")
     lines = lines[order]
     texts = pa.concat_arrays([texts, pa.array([t for _, t in invalid], pa.string())]).take(pa.array(order))
-    if len(lines) <= _FEW:  # the per-line parser gives what `parse` gives (tests hold them equal)
-        sub_table, local = parser._slow(texts, list(range(len(lines))))
-    else:
-        sub = parser.parse(texts)
-        sub_table, local = sub.table, sub.rejects
+    sub_table, local = _parse_demoted(np, parser, texts)
     sub_table = sub_table.set_column(
         sub_table.schema.get_field_index("_line"), "_line", pc.take(pa.array(lines), sub_table["_line"])
     ).cast(table.schema)
     rejects = [(int(lines[i]), reason) for i, reason in local]
-    if len(lines) <= _FEW:
+    if len(lines) <= _FEW and other is None:
         return ParseResult(_splice(np, table, demoted, line_of, sub_table), rejects)
     kept = np.flatnonzero(cut.ok)
-    merged = pa.concat_tables([table, sub_table])
-    lines_all = np.concatenate([line_of[kept], sub_table["_line"].to_numpy()])
-    rows = np.concatenate([kept, np.arange(table.num_rows, table.num_rows + sub_table.num_rows)])
+    others = [sub_table] if other is None else [sub_table, other.table.cast(table.schema)]
+    if other is not None:
+        rejects += other.rejects
+    merged = pa.concat_tables([table, *others])
+    lines_all = np.concatenate([line_of[kept], *(t["_line"].to_numpy() for t in others)])
+    rows = np.concatenate([kept, np.arange(table.num_rows, merged.num_rows)])
     return ParseResult(merged.take(pa.array(rows[np.argsort(lines_all, kind="stable")])), rejects)
+
+
+def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Rows (`_line`: index in `texts`, any order) and rejects of lines the block path left. The
+    per-line parser gives what `parse` gives (tests hold them equal): it takes the few, and the
+    lines `parse` would hand it anyway (`_surely_per_line`); the line-array path the rest, when
+    there are enough of them to be worth its fixed cost (~4 ms a block)."""
+    if len(texts) > _FEW:
+        per_line = _surely_per_line(np, parser.fmt, texts)
+        rest = np.flatnonzero(~per_line)
+        if len(rest) > _FEW:
+            sub = parser.parse(texts.take(pa.array(rest)))
+            arrow = sub.table.set_column(
+                sub.table.schema.get_field_index("_line"), "_line", pc.take(pa.array(rest), sub.table["_line"])
+            )
+            table, rejects = parser._slow(texts, np.flatnonzero(per_line).tolist())
+            rejects += [(int(rest[i]), reason) for i, reason in sub.rejects]
+            return pa.concat_tables([arrow.cast(table.schema), table]), rejects
+    return parser._slow(texts, list(range(len(texts))))
+
+
+def _surely_per_line(np: Any, fmt: str, texts: pa.StringArray) -> np.ndarray:
+    """Lines `ClfParser.parse` would give its per-line parser: too few quotes for its shape, or an
+    escape other than `\\"` and `\\\\` (its `_mask_escapes`). Probes and garbage are mostly these."""
+    plain = pc.replace_substring(pc.replace_substring(texts, "\\\\", ""), '\\"', "")
+    few = pc.less(pc.count_substring(texts, '"'), _PIECES[fmt] - 1)
+    return pc.or_(few, pc.match_substring(plain, "\\")).to_numpy(zero_copy_only=False)
 
 
 def _splice(np: Any, table: pa.Table, demoted: np.ndarray, line_of: np.ndarray, sub: pa.Table) -> pa.Table:
@@ -331,7 +392,10 @@ class _Cut:
         if fmt == "combined":
             between, after = self.p[4], self.p[6]
             self.ok &= (between.end - between.start == 1) & (between.at(between.start) == 32)
-            self.ok &= (after.end == after.start) | (after.at(after.start) == 32)
+            # 7 pieces: the line may end at the agent's quote. 9 (`_TRAILING`): the quote after
+            # the agent must be followed by a space, as `clf._SLOW` says (`""` drops the agent).
+            ended = (after.end == after.start) if len(self.p) == 7 else False
+            self.ok &= ended | ((after.end > after.start) & (after.at(after.start) == 32))
 
     def _nth_spaces(self, spaces: np.ndarray, after: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first `k` space positions at or after `after`, and the index of the first."""
