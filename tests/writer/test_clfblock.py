@@ -144,3 +144,26 @@ def test_lines_with_and_without_a_trailing_field_are_cut_as_blocks(first: str) -
     for i, raw in enumerate(lines):
         row, reason = parser.parse_line(raw.decode())
         assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
+
+
+def test_many_odd_requests_with_probes_and_garbage_cut_alike() -> None:
+    """A scan: 450 lines whose request is not `METHOD /path HTTP/x` (`-`, a bare word: the block
+    path leaves them, and there are enough for the line-array path to take them), among the
+    crowdsec probes (escapes, other shapes: the per-line parser's) and lines of garbage."""
+    real, probes = _sample(ELASTIC)[:600], _sample(CROWDSEC)[:200]
+    lines = []
+    for k, line in enumerate(real):
+        head, _, rest = line.split(b'"', 2)
+        lines.append(head + b'"' + (b"-" if k % 4 else b"HELP") + b'"' + rest if k < 450 else line)
+        if k % 3 == 0:
+            lines.append(probes[k % len(probes)])
+        if k % 20 == 0:
+            lines.append(b"garbage %d that is no log line" % k)
+    data = b"\n".join(lines) + b"\n"
+    parser = ClfParser("combined", ALL)
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    assert len(rows) + len(rejects) == len(lines) and sum(r["method"] is None for r in rows.values()) >= 450
+    for i, raw in enumerate(lines):
+        row, reason = parser.parse_line(raw.decode())
+        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw

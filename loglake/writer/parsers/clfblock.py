@@ -278,6 +278,9 @@ def _read_pieces(data: bytes, pieces: int, escapes: bool) -> tuple[pa.Table, lis
 #: Up to this many lines of other shapes per block are parsed one by one and spliced in between
 #: zero-copy slices of the block's table; more go through `ClfParser.parse` and one `take`.
 _FEW = 64
+#: The line-array path costs ~3.5 ms a call plus ~0.3 us a line, the per-line parser ~9 us a plain
+#: line (and 1-2 us for garbage it rejects at once): it takes more than this many lines.
+_ARROW_MIN = 400
 
 
 def _with_demoted(
@@ -318,11 +321,11 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
     """Rows (`_line`: index in `texts`, any order) and rejects of lines the block path left. The
     per-line parser gives what `parse` gives (tests hold them equal): it takes the few, and the
     lines `parse` would hand it anyway (`_surely_per_line`); the line-array path the rest, when
-    there are enough of them to be worth its fixed cost (~4 ms a block)."""
-    if len(texts) > _FEW:
+    there are enough of them to be worth its fixed cost (`_ARROW_MIN`)."""
+    if len(texts) > _ARROW_MIN:
         per_line = _surely_per_line(np, parser.fmt, texts)
         rest = np.flatnonzero(~per_line)
-        if len(rest) > _FEW:
+        if len(rest) > _ARROW_MIN:
             sub = parser.parse(texts.take(pa.array(rest)))
             arrow = sub.table.set_column(
                 sub.table.schema.get_field_index("_line"), "_line", pc.take(pa.array(rest), sub.table["_line"])
