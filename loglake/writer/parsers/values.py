@@ -65,11 +65,8 @@ def _unescape_short(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)  # a server logs the same second many times; strptime costs ~40 us
-@lru_cache(maxsize=4096)
 def clf_time_to_iso(text: str) -> str | None:
-    """`17/May/2015:10:05:03 +0000` -> `2015-05-17T10:05:03Z`, or None if invalid. Cached: the
-    lines that go one by one come in bursts (a scanner's probes) of few distinct seconds, and
-    `strptime` is ~6 us, a third of such a line's cost."""
+    """`17/May/2015:10:05:03 +0000` -> `2015-05-17T10:05:03Z`, or None if invalid."""
     try:
         dt = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
     except ValueError:
