@@ -67,6 +67,11 @@ def newline_positions(data: bytes) -> np.ndarray:
     return _LAST.positions
 
 
+def known_newline_positions(data: bytes) -> np.ndarray | None:
+    """`newline_positions(data)` when this thread has found them already, else None."""
+    return _LAST.positions if getattr(_LAST, "data", None) is data else None
+
+
 @dataclass
 class SplitLines:
     """Decoded lines for the parser, with `index[i]` the chunk line of `lines[i]` (None: identity)."""

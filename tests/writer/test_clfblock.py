@@ -40,7 +40,7 @@ DAMAGE = [
     b"",  # a byte deleted
 ]
 #: An nginx `log_format` with one more quoted field after the agent: such lines have 8 quotes, and
-#: a block of many of them is cut as a block of 9 pieces (`clfblock._trailing`).
+#: a block of many of them is cut as a block of 9 pieces (`clfblock._other_shape`).
 TRAILING = b' "10.0.0.1, 10.0.0.2" 0.003'
 
 
@@ -51,6 +51,15 @@ def _rows(parser: ClfParser, data: bytes, by_lines: bool) -> tuple[dict, dict]:
     rejects = {i: reason for i, reason in split.rejects}
     rejects.update({index[i]: reason for i, reason in result.rejects})
     return rows, rejects
+
+
+def _assert_per_line_agrees(parser: ClfParser, lines: list[bytes], rows: dict, rejects: dict) -> None:
+    """Every line's row or reason is what the per-line parser gives it."""
+    for i, raw in enumerate(lines):
+        if rejects.get(i, "").startswith("invalid_utf8"):
+            continue  # split_lines' reason: no parser sees such a line
+        row, reason = parser.parse_line(raw.removesuffix(b"\r").decode())  # split_lines strips one CR
+        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
 
 
 def _sample(name: str) -> list[bytes]:
@@ -113,12 +122,7 @@ def test_damaged_lines_cut_alike(edits: list[tuple[int, int, bytes, bool]], fmt:
     parser = ClfParser(fmt, columns)
     by_block = _rows(parser, data, False)
     assert by_block == _rows(parser, data, True)
-    rows, rejects = by_block
-    for i, raw in enumerate(lines):
-        if rejects.get(i, "").startswith("invalid_utf8"):
-            continue  # split_lines' reason: no parser sees such a line
-        row, reason = parser.parse_line(raw.removesuffix(b"\r").decode())  # split_lines strips one CR
-        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
+    _assert_per_line_agrees(parser, lines, *by_block)
 
 
 @pytest.mark.parametrize("first", ["plain", "trailing"])
@@ -141,9 +145,7 @@ def test_lines_with_and_without_a_trailing_field_are_cut_as_blocks(first: str) -
     assert rows[odd[0]]["user_agent"].endswith("Chrome/32.0.1700.77")
     assert rows[odd[1]]["user_agent"].startswith("MoAzilla")
     assert list(rejects) == [odd[2]] and len(rows) == 199
-    for i, raw in enumerate(lines):
-        row, reason = parser.parse_line(raw.decode())
-        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
+    _assert_per_line_agrees(parser, lines, rows, rejects)
 
 
 def test_many_odd_requests_with_probes_and_garbage_cut_alike() -> None:
@@ -164,6 +166,4 @@ def test_many_odd_requests_with_probes_and_garbage_cut_alike() -> None:
     rows, rejects = _rows(parser, data, False)
     assert (rows, rejects) == _rows(parser, data, True)
     assert len(rows) + len(rejects) == len(lines) and sum(r["method"] is None for r in rows.values()) >= 450
-    for i, raw in enumerate(lines):
-        row, reason = parser.parse_line(raw.decode())
-        assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
+    _assert_per_line_agrees(parser, lines, rows, rejects)

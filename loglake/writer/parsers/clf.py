@@ -293,8 +293,7 @@ def _mask_escapes(lines: pa.StringArray, raw: bytes) -> tuple[pa.StringArray, li
         return lines, [], []
     if b"\x02" in raw or b"\x03" in raw:
         return lines, [], with_bs  # the stand-ins occur in the block itself: no swapping
-    subset = lines.take(pa.array(with_bs, pa.int64()))
-    swapped = pc.replace_substring(pc.replace_substring(subset, "\\\\", _BACKSLASH), '\\"', _QUOTE)
+    swapped = swap_escapes(lines.take(pa.array(with_bs, pa.int64())))
     other = pc.match_substring(swapped, "\\").to_pylist()
     masked = [i for i, o in zip(with_bs, other, strict=True) if not o]
     escaped = [i for i, o in zip(with_bs, other, strict=True) if o]
@@ -303,6 +302,11 @@ def _mask_escapes(lines: pa.StringArray, raw: bytes) -> tuple[pa.StringArray, li
     keep = pc.invert(pa.array(other, pa.bool_()))
     lines = pc.replace_with_mask(lines, _mask(len(lines), masked), swapped.filter(keep))
     return lines, masked, escaped
+
+
+def swap_escapes(lines: pa.StringArray) -> pa.StringArray:
+    """`\\\\` and `\\"` swapped for their stand-ins: a backslash left after it is another escape."""
+    return pc.replace_substring(pc.replace_substring(lines, "\\\\", _BACKSLASH), '\\"', _QUOTE)
 
 
 def _unmask(table: pa.Table, masked: list[int], n: int) -> pa.Table:

@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from loglake.writer.lines import newline_positions
+from loglake.writer.lines import known_newline_positions, newline_positions
 from loglake.writer.parsers import ParseResult
-from loglake.writer.parsers.clf import space_like
+from loglake.writer.parsers.clf import _MIN_PARTS, space_like, swap_escapes
 from loglake.writer.parsers.clfbytes import Piece, find_all, not_capital, not_digit, spans, swar
 from loglake.writer.parsers.clftime import utc_times
 from loglake.writer.parsers.values import PARSED_TYPES
@@ -98,7 +98,8 @@ def _parse(
         return ParseResult(table), count
     other = None
     if other_width and parser.fmt == "combined":
-        other, invalid = _other_shape(numpy, parser, invalid, max_line_bytes, 16 - width)
+        shape = _TRAILING if width == _PIECES["combined"] else _PIECES["combined"]
+        other, invalid = _other_shape(numpy, parser, invalid, max_line_bytes, shape)
     if escapes is not None and escapes.needed:  # pieces hold unescaped text: raw lines from the block
         texts = escapes.lines(line_of[demoted])
     else:
@@ -159,9 +160,9 @@ class _Escapes:
         """The line each (ascending) position is on. Real traffic has a few lines of `\\xHH` runs
         per block: newlines are counted from one such line to the next (a position inside the
         line just counted costs one comparison), which skips the position array of every newline
-        (~1 ms a block)."""
+        (~1 ms a block) unless it was found already (a block with CRs)."""
         np = self.np
-        if len(positions) > 4096:
+        if len(positions) > 4096 or known_newline_positions(self.data) is not None:
             return np.searchsorted(self.newlines, positions)
         out, line, prev, end = [], 0, 0, -1
         scratch = _scratch(np, len(buf))  # a fresh 4 MiB temporary per count cost page faults
@@ -339,9 +340,8 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
 def _surely_per_line(np: Any, fmt: str, texts: pa.StringArray) -> np.ndarray:
     """Lines `ClfParser.parse` would give its per-line parser: too few quotes for its shape, or an
     escape other than `\\"` and `\\\\` (its `_mask_escapes`). Probes and garbage are mostly these."""
-    plain = pc.replace_substring(pc.replace_substring(texts, "\\\\", ""), '\\"', "")
-    few = pc.less(pc.count_substring(texts, '"'), _PIECES[fmt] - 1)
-    return pc.or_(few, pc.match_substring(plain, "\\")).to_numpy(zero_copy_only=False)
+    few = pc.less(pc.count_substring(texts, '"'), _MIN_PARTS[fmt] - 1)
+    return pc.or_(few, pc.match_substring(swap_escapes(texts), "\\")).to_numpy(zero_copy_only=False)
 
 
 def _splice(np: Any, table: pa.Table, demoted: np.ndarray, line_of: np.ndarray, sub: pa.Table) -> pa.Table:
@@ -397,7 +397,7 @@ class _Cut:
             self.ok &= (between.end - between.start == 1) & (between.at(between.start) == 32)
             # 7 pieces: the line may end at the agent's quote. 9 (`_TRAILING`): the quote after
             # the agent must be followed by a space, as `clf._SLOW` says (`""` drops the agent).
-            ended = (after.end == after.start) if len(self.p) == 7 else False
+            ended = (after.end == after.start) if len(self.p) == _PIECES["combined"] else False
             self.ok &= ended | ((after.end > after.start) & (after.at(after.start) == 32))
 
     def _nth_spaces(self, spaces: np.ndarray, after: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
