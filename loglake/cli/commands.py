@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from loglake.cli.app import ConfigOpt, app, catalog_app, config_from, dead_letter_app, err
 from loglake.errors import LoglakeError
@@ -34,18 +33,6 @@ def _serve_metrics(port: int | None) -> None:
         metrics.serve(port)
 
 
-def _progress(total: int | None) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
 @app.command("write")
 def write(
     files: Annotated[list[str] | None, typer.Argument(help="Log files (gzip too); '-' or none: stdin")] = None,
@@ -63,7 +50,7 @@ def write(
     sizes = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     _serve_metrics(metrics_port)
     started = time.monotonic()
-    with _progress(sizes) as progress:
+    with err.progress("[bold]{task.description}") as progress:
         task = progress.add_task("write", total=sizes or None)
         writer = Writer(cfg, on_bytes=lambda n: progress.advance(task, n))
         if writer.recovery:
@@ -180,7 +167,7 @@ def _one_pass(cfg: Config, watch: bool) -> RolloverReport:
 
     pending = closed_segments(cfg)
     total = sum(s.path.stat().st_size for s in pending if s.path.exists())
-    with _progress(total) as progress:
+    with err.progress("[bold]{task.description}") as progress:
         task = progress.add_task("rollover", total=total or None)
         report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
     metrics.observe_rollover(report.segments, closed_segments(cfg))

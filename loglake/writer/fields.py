@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from loglake.config import Config, TableConfig
 from loglake.schema import FIELD_TYPES, GEO_COLUMNS
+from loglake.writer.kernels import pc
 from loglake.writer.transforms import TableTransforms
 
 

@@ -16,11 +16,11 @@ from collections import OrderedDict
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from loglake.config import GeoConfig
 from loglake.errors import ConfigError, NotInstalledError
 from loglake.schema import FIELD_TYPES, GEO_COLUMNS
+from loglake.writer.kernels import pc
 
 
 def _public(ip: str) -> bool:

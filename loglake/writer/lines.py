@@ -12,8 +12,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from loglake.writer.kernels import pc
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,8 +9,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.compute as pc
-
 from loglake import metrics
 from loglake.config import Config
 from loglake.errors import SourceError
@@ -19,6 +17,7 @@ from loglake.lifecycle import on_stop_signals
 from loglake.writer.fields import TableRouter, needed_columns, stored_columns
 from loglake.writer.geo import GeoLookup
 from loglake.writer.identity import CheckpointStore, PathRegistry, WriterLease, content_head
+from loglake.writer.kernels import pc
 from loglake.writer.lines import Chunk, parse_chunk
 from loglake.writer.parsers import Parser, load_parser
 from loglake.writer.recovery import recover_spool

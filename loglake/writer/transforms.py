@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from loglake.errors import ConfigError, LoglakeError, NotInstalledError
+from loglake.writer.kernels import pc
 
 if TYPE_CHECKING:
     from loglake.config import Config, PiiConfig

@@ -13,8 +13,8 @@ from bisect import bisect_right
 from datetime import datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from loglake.writer.kernels import pc, take
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.values import (
     PARSED_TYPES,
@@ -214,7 +214,7 @@ class ClfParser:
     def _slow(self, lines: pa.Array, idx: list[int]) -> tuple[pa.Table, list[tuple[int, str]]]:
         rx = _SLOW[self.fmt]
         rows, kept, rejects = [], [], []
-        texts = lines.take(pa.array(idx, pa.int64())).to_pylist()
+        texts = take(lines, pa.array(idx, pa.int64())).to_pylist()
         for i, text in zip(idx, texts, strict=True):
             row, reason = self.parse_line(text, rx)
             if row is None:

@@ -20,9 +20,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from loglake.writer.kernels import cast, cast_table, join, pc, take
 from loglake.writer.lines import known_newline_positions, newline_positions
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.clf import _MIN_PARTS, space_like, swap_escapes
@@ -103,7 +103,7 @@ def _parse(
     if escapes is not None and escapes.needed:  # pieces hold unescaped text: raw lines from the block
         texts = escapes.lines(line_of[demoted])
     else:
-        texts = pc.binary_join_element_wise(*(col.take(pa.array(demoted)) for col in cut.pieces), '"')
+        texts = join([take(col, pa.array(demoted)) for col in cut.pieces], '"')
     return _with_demoted(numpy, parser, table, cut, demoted, texts, line_of, invalid, other), count
 
 
@@ -124,7 +124,7 @@ def _other_shape(
     result, _ = got
     numbers = np.array([invalid[k][0] - 1 for k in picked], np.int32)
     table = result.table
-    table = table.set_column(table.schema.get_field_index("_line"), "_line", pc.take(pa.array(numbers), table["_line"]))
+    table = table.set_column(table.schema.get_field_index("_line"), "_line", take(pa.array(numbers), table["_line"]))
     taken = set(picked)
     rest = [row for k, row in enumerate(invalid) if k not in taken]
     return ParseResult(table, [(int(numbers[i]), reason) for i, reason in result.rejects]), rest
@@ -238,7 +238,7 @@ def _is_utf8(data: bytes) -> bool:
         pa.binary(), 1, [None, pa.array([0, len(data)], pa.int32()).buffers()[1], pa.py_buffer(data)]
     )
     try:
-        whole.cast(pa.string())
+        cast(whole, pa.string())
     except pa.ArrowInvalid:
         return False
     return True
@@ -300,22 +300,25 @@ def _with_demoted(
     lines = np.concatenate([line_of[demoted], np.array([n - 1 for n, _ in invalid], np.int32)])
     order = np.argsort(lines, kind="stable")
     lines = lines[order]
-    texts = pa.concat_arrays([texts, pa.array([t for _, t in invalid], pa.string())]).take(pa.array(order))
+    texts = take(pa.concat_arrays([texts, pa.array([t for _, t in invalid], pa.string())]), pa.array(order))
     sub_table, local = _parse_demoted(np, parser, texts)
-    sub_table = sub_table.set_column(
-        sub_table.schema.get_field_index("_line"), "_line", pc.take(pa.array(lines), sub_table["_line"])
-    ).cast(table.schema)
+    sub_table = cast_table(
+        sub_table.set_column(
+            sub_table.schema.get_field_index("_line"), "_line", take(pa.array(lines), sub_table["_line"])
+        ),
+        table.schema,
+    )
     rejects = [(int(lines[i]), reason) for i, reason in local]
     if len(lines) <= _FEW and other is None:
         return ParseResult(_splice(np, table, demoted, line_of, sub_table), rejects)
     kept = np.flatnonzero(cut.ok)
-    others = [sub_table] if other is None else [sub_table, other.table.cast(table.schema)]
+    others = [sub_table] if other is None else [sub_table, cast_table(other.table, table.schema)]
     if other is not None:
         rejects += other.rejects
     merged = pa.concat_tables([table, *others])
     lines_all = np.concatenate([line_of[kept], *(t["_line"].to_numpy() for t in others)])
     rows = np.concatenate([kept, np.arange(table.num_rows, merged.num_rows)])
-    return ParseResult(merged.take(pa.array(rows[np.argsort(lines_all, kind="stable")])), rejects)
+    return ParseResult(take(merged, pa.array(rows[np.argsort(lines_all, kind="stable")])), rejects)
 
 
 def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[pa.Table, list[tuple[int, str]]]:
@@ -327,13 +330,13 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
         per_line = _surely_per_line(np, parser.fmt, texts)
         rest = np.flatnonzero(~per_line)
         if len(rest) > _ARROW_MIN:
-            sub = parser.parse(texts.take(pa.array(rest)))
+            sub = parser.parse(take(texts, pa.array(rest)))
             arrow = sub.table.set_column(
-                sub.table.schema.get_field_index("_line"), "_line", pc.take(pa.array(rest), sub.table["_line"])
+                sub.table.schema.get_field_index("_line"), "_line", take(pa.array(rest), sub.table["_line"])
             )
             table, rejects = parser._slow(texts, np.flatnonzero(per_line).tolist())
             rejects += [(int(rest[i]), reason) for i, reason in sub.rejects]
-            return pa.concat_tables([arrow.cast(table.schema), table]), rejects
+            return pa.concat_tables([cast_table(arrow, table.schema), table]), rejects
     return parser._slow(texts, list(range(len(texts))))
 
 
@@ -483,7 +486,7 @@ class _Cut:
                 cols[name] = pa.array(self.status)
             elif name == "bytes":
                 lo, hi = self.bytes_span  # null also where not ok: garbage must not reach the cast
-                cols[name] = pc.cast(self.p[2].slices(ok, lo, hi, self.dash | ~ok), pa.int64())
+                cols[name] = cast(self.p[2].slices(ok, lo, hi, self.dash | ~ok), pa.int64())
             elif name == "client_ip":
                 cols[name] = pre.slices(ok, pre.start, head[:, 0])
             elif name == "username":

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from loglake.writer.kernels import pc, take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +24,7 @@ def spans(np: Any, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.
     offsets[0:-1:2], offsets[1::2] = starts, ends
     offsets[-1] = ends[-1] if n else 0
     both = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), data)
-    return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
+    return take(both, pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
 
 
 class Piece:
