@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from loglake.writer.kernels import cast, cast_table, join, pc, take
+from loglake.writer.kernels import cast, cast_table, from_numpy, join, pc, take
 from loglake.writer.lines import known_newline_positions, newline_positions
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.clf import _MIN_PARTS, space_like, swap_escapes
@@ -103,7 +103,7 @@ def _parse(
     if escapes is not None and escapes.needed:  # pieces hold unescaped text: raw lines from the block
         texts = escapes.lines(line_of[demoted])
     else:
-        texts = join([take(col, pa.array(demoted)) for col in cut.pieces], '"')
+        texts = join([take(col, from_numpy(demoted)) for col in cut.pieces], '"')
     return _with_demoted(numpy, parser, table, cut, demoted, texts, line_of, invalid, other), count
 
 
@@ -124,7 +124,7 @@ def _other_shape(
     result, _ = got
     numbers = np.array([invalid[k][0] - 1 for k in picked], np.int32)
     table = result.table
-    table = table.set_column(table.schema.get_field_index("_line"), "_line", take(pa.array(numbers), table["_line"]))
+    table = table.set_column(table.schema.get_field_index("_line"), "_line", take(from_numpy(numbers), table["_line"]))
     taken = set(picked)
     rest = [row for k, row in enumerate(invalid) if k not in taken]
     return ParseResult(table, [(int(numbers[i]), reason) for i, reason in result.rejects]), rest
@@ -300,11 +300,11 @@ def _with_demoted(
     lines = np.concatenate([line_of[demoted], np.array([n - 1 for n, _ in invalid], np.int32)])
     order = np.argsort(lines, kind="stable")
     lines = lines[order]
-    texts = take(pa.concat_arrays([texts, pa.array([t for _, t in invalid], pa.string())]), pa.array(order))
+    texts = take(pa.concat_arrays([texts, pa.array([t for _, t in invalid], pa.string())]), from_numpy(order))
     sub_table, local = _parse_demoted(np, parser, texts)
     sub_table = cast_table(
         sub_table.set_column(
-            sub_table.schema.get_field_index("_line"), "_line", take(pa.array(lines), sub_table["_line"])
+            sub_table.schema.get_field_index("_line"), "_line", take(from_numpy(lines), sub_table["_line"])
         ),
         table.schema,
     )
@@ -318,7 +318,7 @@ def _with_demoted(
     merged = pa.concat_tables([table, *others])
     lines_all = np.concatenate([line_of[kept], *(t["_line"].to_numpy() for t in others)])
     rows = np.concatenate([kept, np.arange(table.num_rows, merged.num_rows)])
-    return ParseResult(take(merged, pa.array(rows[np.argsort(lines_all, kind="stable")])), rejects)
+    return ParseResult(take(merged, from_numpy(rows[np.argsort(lines_all, kind="stable")])), rejects)
 
 
 def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[pa.Table, list[tuple[int, str]]]:
@@ -330,9 +330,9 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
         per_line = _surely_per_line(np, parser.fmt, texts)
         rest = np.flatnonzero(~per_line)
         if len(rest) > _ARROW_MIN:
-            sub = parser.parse(take(texts, pa.array(rest)))
+            sub = parser.parse(take(texts, from_numpy(rest)))
             arrow = sub.table.set_column(
-                sub.table.schema.get_field_index("_line"), "_line", take(pa.array(rest), sub.table["_line"])
+                sub.table.schema.get_field_index("_line"), "_line", take(from_numpy(rest), sub.table["_line"])
             )
             table, rejects = parser._slow(texts, np.flatnonzero(per_line).tolist())
             rejects += [(int(rest[i]), reason) for i, reason in sub.rejects]
@@ -483,7 +483,7 @@ class _Cut:
                 offsets = np.arange(0, 20 * len(self.iso) + 1, 20, dtype=np.int32)
                 cols[name] = pa.StringArray.from_buffers(len(self.iso), pa.py_buffer(offsets), pa.py_buffer(self.iso))
             elif name == "status":
-                cols[name] = pa.array(self.status)
+                cols[name] = from_numpy(self.status)
             elif name == "bytes":
                 lo, hi = self.bytes_span  # null also where not ok: garbage must not reach the cast
                 cols[name] = cast(self.p[2].slices(ok, lo, hi, self.dash | ~ok), pa.int64())
@@ -501,6 +501,6 @@ class _Cut:
             else:  # request, referer, user_agent: whole pieces
                 piece = {"request": req, "referer": self.p[3], "user_agent": self.p[5]}[name]
                 cols[name] = piece.as_is(piece.is_dash())
-        cols["_line"] = pa.array(line_of)
+        cols["_line"] = from_numpy(line_of)
         schema = pa.schema([(c, PARSED_TYPES[c]) for c in needed] + [("_line", pa.int32())])
         return pa.table([cols[c] for c in schema.names], schema=schema)

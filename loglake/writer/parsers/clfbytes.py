@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loglake.writer.kernels import pc, take
+from loglake.writer.kernels import from_numpy, pc, take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +24,7 @@ def spans(np: Any, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.
     offsets[0:-1:2], offsets[1::2] = starts, ends
     offsets[-1] = ends[-1] if n else 0
     both = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), data)
-    return take(both, pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
+    return take(both, from_numpy(np.arange(0, 2 * n, 2, dtype=np.int32)))
 
 
 class Piece:
