@@ -167,3 +167,27 @@ def test_many_odd_requests_with_probes_and_garbage_cut_alike() -> None:
     assert (rows, rejects) == _rows(parser, data, True)
     assert len(rows) + len(rejects) == len(lines) and sum(r["method"] is None for r in rows.values()) >= 450
     _assert_per_line_agrees(parser, lines, rows, rejects)
+
+
+@pytest.mark.parametrize("longest", [32, 33])
+def test_heads_of_every_length_near_the_window_cut_alike(longest: int) -> None:
+    """`ip ident user ` of 6 to `longest` bytes, with empty tokens, doubled and missing spaces: up
+    to 32 bytes the block path finds the head's spaces in one window per line; one longer head
+    sends the whole block to the search of every space. Both agree with the per-line parser."""
+    real = _sample(ELASTIC)[:400]
+    lines = []
+    for k, line in enumerate(real):
+        time_and_rest = line[line.index(b" [") :]
+        ip = [b"10.0.0.1", b"2001:db8:85a3::8a2e:370:7334", b"h", b""][k % 4]
+        user = b"u" * (k % 24) or b"-"
+        head = [ip + b" - " + user, ip + b"  - " + user, ip + b" -" + user, ip + b" - " + user + b" x"][k // 4 % 4]
+        lines.append(head[: longest - 1] + time_and_rest)
+    lines.append(b"1.2.3.4 - " + b"v" * (longest - 11) + real[0][real[0].index(b" [") :])
+    data = b"\n".join(lines) + b"\n"
+    parser = ClfParser("combined", ALL)
+    assert parser.parse_block(data, 1 << 20) is not None
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    assert len(rows) > 40 and len(rejects) > 200
+    assert len(rows[len(lines) - 1]["username"]) == longest - 11
+    _assert_per_line_agrees(parser, lines, rows, rejects)
