@@ -62,11 +62,12 @@ _SPACE_ASCII = (b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _SPACE_UTF8 = (b"\xc2\x85", b"\xc2\xa0", b"\xe1\x9a\x80", b"\xe2\x80", b"\xe2\x81\x9f", b"\xe3\x80\x80")
 
 
-def space_like(data: bytes) -> list[bytes]:
+def space_like(data: bytes, ascii: bool | None = None) -> list[bytes]:
     """Which of those occur in `data`: single bytes are a memchr each; a multi-byte needle is only
-    searched for when its lead byte occurs (a search for two bytes costs ~7x one for one)."""
+    searched for when its lead byte occurs (a search for two bytes costs ~7x one for one).
+    `ascii`: `data.isascii()` when the caller knows it (a pass of ~0.4 ms over a 4 MiB block)."""
     found = [c for c in _SPACE_ASCII if c in data]
-    if not data.isascii():
+    if not (data.isascii() if ascii is None else ascii):
         found += [c for c in _SPACE_UTF8 if c[:1] in data and c in data]
     return found
 

@@ -46,9 +46,10 @@ def parse_block(parser: ClfParser, data: bytes, max_line_bytes: int) -> tuple[Pa
     """Parse a block of whole lines; (result, line count), or None when `split_lines` must decide
     (NUL, invalid UTF-8, empty, over-long or lone-CR lines: it rejects those with their reason).
     `_line` and reject indices count the block's lines."""
-    if not _eligible(data):
+    ascii = data.isascii()  # once: `_eligible` and `space_like` both need it
+    if not _eligible(data, ascii):
         return None
-    return _parse(parser, data, max_line_bytes, _width(parser.fmt, data), True)
+    return _parse(parser, data, max_line_bytes, _width(parser.fmt, data), True, ascii)
 
 
 def _width(fmt: str, data: bytes) -> int:
@@ -62,10 +63,10 @@ def _width(fmt: str, data: bytes) -> int:
 
 
 def _parse(
-    parser: ClfParser, data: bytes, max_line_bytes: int, width: int, other_width: bool
+    parser: ClfParser, data: bytes, max_line_bytes: int, width: int, other_width: bool, ascii: bool | None = None
 ) -> tuple[ParseResult, int] | None:
     """`parse_block` with `width` pieces per line; `other_width`: cut many lines of the other
-    combined shape as a block of their own (`_other_shape`)."""
+    combined shape as a block of their own (`_other_shape`); `ascii`: `data.isascii()`, if known."""
     import numpy
 
     escapes = _Escapes(numpy, data) if b"\\" in data else None
@@ -78,7 +79,7 @@ def _parse(
     count = pieces.num_rows + len(invalid)
     if b"\r" in data and count != len(newline_positions(data)) + (not data.endswith(b"\n")):
         return None  # a lone CR ended a row for the tokenizer but not a line for us
-    cut = _Cut(numpy, pieces, parser.fmt, space_like(data))
+    cut = _Cut(numpy, pieces, parser.fmt, space_like(data, ascii))
     if (
         cut.shortest == 0
         or cut.longest > max_line_bytes
@@ -224,12 +225,12 @@ def _scratch(np: Any, size: int) -> np.ndarray:
     return buf
 
 
-def _eligible(data: bytes) -> bool:
+def _eligible(data: bytes, ascii: bool) -> bool:
     # Empty lines are found after tokenizing (a row of empty pieces: `_Cut.shortest`); searching
     # for b"\n\n" here cost more than the tokenizer's whole pass.
     if not data or b"\x00" in data:
         return False
-    return data.isascii() or _is_utf8(data)
+    return ascii or _is_utf8(data)
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -77,13 +77,7 @@ def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
     if utc.all():
         # Every time is already UTC: the ISO form is the same digits, reordered.
         ok &= year >= 1970
-        out = np.empty((len(stamp), 20), np.uint8)
-        out[:] = np.frombuffer(b"0000-00-00T00:00:00Z", np.uint8)
-        out[:, 0:4] = stamp[:, 8:12]
-        out[:, 5], out[:, 6] = 48 + month // 10, 48 + month % 10
-        out[:, 8:10] = stamp[:, 1:3]
-        out[:, 11:19] = stamp[:, 13:21]  # `hh:mm:ss`, colons included
-        return out, ok
+        return _reordered(np, stamp, month), ok
     ok &= (zone_h <= 23) & (zone_m <= 59)  # `+9000` is no zone (Python's %z agrees)
     sign = np.where(stamp[:, 22] == 45, -1, 1).astype(np.int64)
     secs = _days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64)) * 86400
@@ -91,6 +85,24 @@ def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
     ok &= (secs >= 0) & (secs < _END)
     secs = np.where(ok, secs, 0)
     return _format(np, secs), ok
+
+
+#: `-MM-` of month m as a little-endian word.
+_MONTH_WORDS = [0] + [int.from_bytes(b"-%02d-" % m, "little") for m in range(1, 13)]
+
+
+def _reordered(np: Any, stamp: Any, month: Any) -> Any:
+    """The ISO forms of UTC stamps, which are their digits reordered: built four bytes at a time,
+    each output word from at most two words of the stamp (slices of the byte matrix, one byte
+    column at a time, cost ~4x as much)."""
+    u, w = np.uint32, stamp.view("<u4")  # w[:, k]: stamp bytes 4k..4k+3
+    out = np.empty((len(stamp), 5), u)
+    out[:, 0] = w[:, 2]  # yyyy
+    out[:, 1] = np.array(_MONTH_WORDS, u)[month]  # -MM-
+    out[:, 2] = ((w[:, 0] >> u(8)) & u(0xFFFF)) | u(ord("T") << 16) | ((w[:, 3] & u(0xFF00)) << u(16))  # ddTh
+    out[:, 3] = (w[:, 3] >> u(16)) | (w[:, 4] << u(16))  # h:mm
+    out[:, 4] = (w[:, 4] >> u(16)) | ((w[:, 5] & u(0xFF)) << u(16)) | u(ord("Z") << 24)  # :ssZ
+    return out.view(np.uint8)
 
 
 def _format(np: Any, secs: Any) -> Any:
