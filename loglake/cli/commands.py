@@ -1,7 +1,5 @@
 """`write`, `rollover`, `query`, `report`, `status`, `demo`: each a thin wrapper over the library."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import sys
@@ -123,8 +121,8 @@ def rollover(
 
 
 def _rollover_passes(
-    cfg: Config, watch: bool, interval: float | None, stop: dict[str, bool]
-) -> tuple[RolloverReport, int, tuple[int, int, int]]:
+    cfg: "Config", watch: bool, interval: float | None, stop: dict[str, bool]
+) -> tuple["RolloverReport", int, tuple[int, int, int]]:
     """One pass, or passes until `stop` with --watch; the last report and the totals.
 
     With --watch a transient failure (catalog unreachable or busy, storage refusing) is retried
@@ -160,7 +158,7 @@ def _rollover_passes(
     return report, passes, totals
 
 
-def _one_pass(cfg: Config, watch: bool) -> RolloverReport:
+def _one_pass(cfg: "Config", watch: bool) -> "RolloverReport":
     from loglake import metrics
     from loglake.rollover import run_rollover
     from loglake.rollover.segments import closed_segments
@@ -176,7 +174,7 @@ def _one_pass(cfg: Config, watch: bool) -> RolloverReport:
     return report
 
 
-def _auto_compact(cfg: Config, compactor: AutoCompactor) -> None:
+def _auto_compact(cfg: "Config", compactor: "AutoCompactor") -> None:
     from loglake.catalog import load_catalog
 
     if not compactor.enabled or time.monotonic() < compactor.next_at:
@@ -190,7 +188,7 @@ def _auto_compact(cfg: Config, compactor: AutoCompactor) -> None:
         _print_compact(done)
 
 
-def _print_compact(r: CompactReport) -> None:
+def _print_compact(r: "CompactReport") -> None:
     err.print(
         f"compact: {r.partitions} partition(s) merged, {r.files_in} -> {r.files_out} file(s), "
         f"{r.bytes_in:,} -> {r.bytes_out:,} bytes, {r.deleted} retired file(s) deleted, "
@@ -198,7 +196,7 @@ def _print_compact(r: CompactReport) -> None:
     )
 
 
-def _print_rollover(report: RolloverReport) -> None:
+def _print_rollover(report: "RolloverReport") -> None:
     """One summary line per pass: what was converted, how small, how fast."""
     ratio = f" ({report.csv_bytes / report.parquet_bytes:.1f}x smaller)" if report.parquet_bytes else ""
     rate = f", {report.rows / report.seconds:,.0f} rows/s" if report.seconds and report.rows else ""

@@ -1,7 +1,5 @@
 """`compact` and `alert`: keeping the lake small and saying when the site is down."""
 
-from __future__ import annotations
-
 import contextlib
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -89,17 +87,17 @@ def alert(
         raise typer.Exit(1)
 
 
-def _names(cfg: Config) -> str:
+def _names(cfg: "Config") -> str:
     return ", ".join(r.name for r in cfg.alerts)
 
 
-def _evaluate(catalog: Catalog, rules: list) -> list[Verdict]:
+def _evaluate(catalog: "Catalog", rules: list) -> list["Verdict"]:
     from loglake.queries.alerts import evaluate
 
     return [evaluate(catalog, r) for r in rules]
 
 
-def _print_verdicts(verdicts: list[Verdict], fmt: str) -> None:
+def _print_verdicts(verdicts: list["Verdict"], fmt: str) -> None:
     import json
 
     if fmt == "json":
@@ -112,7 +110,7 @@ def _print_verdicts(verdicts: list[Verdict], fmt: str) -> None:
     err.print(f"alert: {len(verdicts)} rule(s), {firing} firing")
 
 
-def _watch(cfg: Config, catalog: Catalog, rules: list) -> None:
+def _watch(cfg: "Config", catalog: "Catalog", rules: list) -> None:
     """Evaluate every interval; send each change of state once; stop cleanly on SIGTERM/SIGINT."""
     from loglake.lifecycle import on_stop_signals
     from loglake.queries.notify import AlertState, Notifier, NotifyError
