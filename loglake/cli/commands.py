@@ -48,7 +48,7 @@ def write(
     sizes = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     _serve_metrics(metrics_port)
     started = time.monotonic()
-    with err.progress("[bold]{task.description}") as progress:
+    with err.progress() as progress:
         task = progress.add_task("write", total=sizes or None)
         writer = Writer(cfg, on_bytes=lambda n: progress.advance(task, n))
         if writer.recovery:
@@ -165,7 +165,7 @@ def _one_pass(cfg: "Config", watch: bool) -> "RolloverReport":
 
     pending = closed_segments(cfg)
     total = sum(s.path.stat().st_size for s in pending if s.path.exists())
-    with err.progress("[bold]{task.description}") as progress:
+    with err.progress() as progress:
         task = progress.add_task("rollover", total=total or None)
         report = run_rollover(cfg, on_segment=lambda seg, size, t=task: progress.advance(t, size))
     metrics.observe_rollover(report.segments, closed_segments(cfg))

@@ -49,15 +49,15 @@ class Stderr:
         sys.stderr.write(_TAGS.sub("", text) + "\n")
         sys.stderr.flush()
 
-    def progress(self, *columns: str) -> Progress | NullProgress:
-        """A transient transfer bar on a terminal (`columns`: its leading text columns), else a
+    def progress(self) -> Progress | NullProgress:
+        """A transient transfer bar (task description, bar, bytes, speed) on a terminal, else a
         stand-in that records nothing."""
         if not self.is_terminal:
             return NullProgress()
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
         return Progress(
-            *(TextColumn(c) for c in columns),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
