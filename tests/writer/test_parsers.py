@@ -138,6 +138,9 @@ def test_crlf_and_last_line_without_newline() -> None:
         (BASE.replace("17/May/2015", "31/Feb/2015"), "invalid_time"),
         (BASE.replace("10:05:03", "25:05:03"), "invalid_time"),
         (BASE.replace("17/May/2015", "17/Foo/2015"), "invalid_time"),
+        # Valid for strptime, out of datetime's range once in UTC: a reason, not an OverflowError.
+        (BASE.replace("17/May/2015:10:05:03 +0000", "31/Dec/9999:23:59:59 -0001"), "invalid_time"),
+        (BASE.replace("17/May/2015:10:05:03 +0000", "01/Jan/0001:00:00:00 +0100"), "invalid_time"),
         ("this is not an access log line", "unparseable"),
         ("", "empty_line"),
     ],
@@ -219,6 +222,7 @@ def test_json_lines() -> None:
                 "[1, 2]",
                 "{not json",
                 '{"status": 200}',
+                '{"time": "9999-12-31T23:59:59-00:01", "status": 200}',
             ]
         )
         + "\n"
@@ -236,6 +240,7 @@ def test_json_lines() -> None:
     assert rows[1]["user_agent"] == 'a,b"c\nd'
     assert rejects[2].startswith("invalid_time") and rejects[3].startswith("invalid_json")
     assert rejects[4].startswith("invalid_json") and rejects[5].startswith("missing_time")
+    assert rejects[6].startswith("invalid_time")
 
 
 def test_regex_format() -> None:

@@ -75,7 +75,10 @@ def clf_time_to_iso(text: str) -> str | None:
 
 
 def _iso_utc(dt: datetime) -> str | None:
-    utc = dt.astimezone(UTC)
+    try:
+        utc = dt.astimezone(UTC)
+    except OverflowError:
+        return None  # `31/Dec/9999:23:59:59 -0001` is past year 9999 in UTC; year 1 east of UTC before it
     if not 1970 <= utc.year <= 9999:
         return None
     if utc.microsecond:
@@ -111,10 +114,7 @@ def any_time_to_iso(value: Any, fmt: str = "", tz: tzinfo = UTC) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
-    try:
-        return _iso_utc(dt)
-    except (OverflowError, ValueError):
-        return None  # e.g. 0001-01-01 in a zone east of UTC
+    return _iso_utc(dt)
 
 
 #: A method is an upper-case RFC 9110 token: letters first, then letters, digits, `-` or `_`
