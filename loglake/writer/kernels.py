@@ -2,7 +2,7 @@
 
 `import pyarrow.compute` costs 60-80 ms of CPU: it wraps each of Arrow's ~290 kernels in a Python
 function, docs and signature included, which a short `loglake write` pays in full. Ordinary
-traffic needs three kernels (take, cast, a string join): they go through `call_function`, the
+traffic needs four kernels (take, cast, a byte slice, a string join): they go through `call_function`, the
 function those wrappers call, from the extension module that holds it (~8 ms to import). Array
 and table methods such as `.take()` and `.cast()` import `pyarrow.compute` themselves, so the
 block path calls these instead. Everything else uses `pc`, which imports the module on its
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 try:
-    from pyarrow._compute import CastOptions, call_function
+    from pyarrow._compute import CastOptions, SliceOptions, call_function
 except ImportError:  # a pyarrow that moved them: the public names, at the import's cost
-    from pyarrow.compute import CastOptions, call_function
+    from pyarrow.compute import CastOptions, SliceOptions, call_function
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,3 +68,8 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def join(columns: list[Any], separator: str) -> Any:
     """`pc.binary_join_element_wise`: each row's values joined by `separator` (null if any is)."""
     return call_function("binary_join_element_wise", [*columns, pa.scalar(separator, pa.string())])
+
+
+def byte_slice(values: Any, start: int, stop: int | None) -> Any:
+    """`pc.binary_slice`: bytes `start:stop` of each binary value, as Python slices them."""
+    return call_function("binary_slice", [values], SliceOptions(start, stop))

@@ -3,6 +3,7 @@ and on real lines damaged at random: every line must come out the same whichever
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from loglake.config import WriterConfig
 from loglake.schema import DEFAULT_COLUMNS
 from loglake.writer.lines import Chunk, parse_chunk
-from loglake.writer.parsers import load_parser
+from loglake.writer.parsers import clfblock, load_parser
 from loglake.writer.parsers.clf import ClfParser
 from tests.conftest import CROWDSEC, ELASTIC, real_file
 
@@ -191,3 +192,58 @@ def test_heads_of_every_length_near_the_window_cut_alike(longest: int) -> None:
     assert len(rows) > 40 and len(rejects) > 200
     assert len(rows[len(lines) - 1]["username"]) == longest - 11
     _assert_per_line_agrees(parser, lines, rows, rejects)
+
+
+#: Times the block path turns into UTC by arithmetic: zones either side, leap days, a year and the
+#: epoch crossed by the zone, impossible days and zones, and every month's name.
+STAMPS = [
+    b"17/May/2015:10:05:03 -0700",
+    b"17/May/2015:10:05:03 +0530",
+    b"31/Dec/2015:23:59:59 -0100",
+    b"01/Jan/2016:00:00:00 +1400",
+    b"29/Feb/2016:12:00:00 +0000",
+    b"29/Feb/2015:12:00:00 +0000",
+    b"29/Feb/2000:12:00:00 -1200",
+    b"29/Feb/1900:12:00:00 +0000",
+    b"01/Jan/1970:00:30:00 +0100",
+    b"01/Jan/1970:00:30:00 -0100",
+    b"31/Apr/2015:10:05:03 +0000",
+    b"17/May/2015:24:05:03 +0000",
+    b"17/May/2015:10:05:03 +9000",
+    b"31/Dec/9999:23:59:59 +0000",
+    b"31/Dec/9999:23:59:59 -0001",
+    *(b"15/%s/2015:08:09:10 +0000" % m for m in b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec May".split()),
+    b"15/MAY/2015:08:09:10 +0000",
+]
+
+
+@pytest.mark.parametrize("utc_only", [True, False])
+def test_times_in_any_zone_and_short_pieces_cut_alike(utc_only: bool) -> None:
+    """Real lines with the times above (only the UTC ones: the block path then reorders digits;
+    all: it computes seconds), and a few requests and heads shorter than the byte windows the
+    block path cuts from each value's start or end (it gathers those blocks' windows instead)."""
+    stamps = [s for s in STAMPS if s.endswith(b"+0000")] if utc_only else STAMPS
+    lines = []
+    for k, line in enumerate(_sample(ELASTIC)[:300]):
+        at = line.index(b" [") + 2
+        line = line[:at] + stamps[k % len(stamps)] + line[at + 26 :]
+        if k % 50 == 7:
+            line = b"h " + line[line.index(b'"') :]  # a 2-byte head, no time: a reject
+        if k % 50 == 9:
+            line = line[: line.index(b'"') + 1] + b"GET /" + line[line.index(b'" ') :]  # a 5-byte request
+        lines.append(line)
+    data = b"\n".join(lines) + b"\n"
+    parser = ClfParser("combined", ALL)
+    assert parser.parse_block(data, 1 << 20) is not None
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    assert len(rows) > 150 and len(rejects) > 10
+    assert {r["ts"][:4] for r in rows.values()} >= ({"2015"} if utc_only else {"2015", "2016", "2000", "1970"})
+    _assert_per_line_agrees(parser, lines, rows, rejects)
+    # The block path itself cut every row but those of bare requests and of `MAY` (strptime's
+    # months ignore case; a line it leaves still comes out right, from the per-line parser: this
+    # says the fast path did the work).
+    pieces, _ = clfblock._read_pieces(data, 7, False)
+    cut = clfblock._Cut(np, pieces, "combined", [])
+    left = sum(r["protocol"] is None or b"/MAY/" in lines[i] for i, r in rows.items())
+    assert int(cut.ok.sum()) == len(rows) - left and left < 20

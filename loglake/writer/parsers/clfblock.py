@@ -414,7 +414,7 @@ class _Cut:
         """`ip ident user [time] ` with three non-empty tokens (clf.py's `_PRE_RX`) and a valid time."""
         np, pre = self.np, self.p[0]
         head_end = pre.end - 29
-        self.iso, valid = utc_times(np, pre.window(head_end, 32))
+        self.iso, valid = utc_times(np, pre.edge(-32, 32))
         found = self._head_in_window(pre, head_end)
         self.head, ok = found if found is not None else self._head_by_search(pre, head_end)
         return ok & (pre.end - pre.start >= 35) & valid
@@ -428,7 +428,7 @@ class _Cut:
         length = head_end - pre.start
         if not hasattr(np, "bitwise_count") or (length > 32).any():
             return None
-        bits = np.packbits(pre.window(pre.start, 32) == 32, axis=1, bitorder="little").view("<u4")[:, 0].astype(u)
+        bits = np.packbits(pre.edge(0, 32) == 32, axis=1, bitorder="little").view("<u4")[:, 0].astype(u)
         bits &= (u(1) << np.clip(length, 0, 32).astype(u)) - u(1)  # the head's bytes only
         rest = bits & (bits - u(1))  # without the lowest space
         # The offset of a mask's lowest set bit: the count of the ones below it.
@@ -463,9 +463,9 @@ class _Cut:
         method_len = r[:, 0] - req.start
         ok &= (method_len >= 1) & (method_len <= 8) & (r[:, 1] > r[:, 0] + 1) & (req.end - r[:, 1] - 1 == 8)
         sw = swar(np)
-        method = req.window(req.start, 8).view("<u8")[:, 0]
+        method = req.edge(0, 8).view("<u8")[:, 0]
         ok &= (not_capital(np, method) & sw.first[np.clip(method_len, 0, 8)]) == 0
-        proto = req.window(r[:, 1] + 1, 8).view("<u8")[:, 0]
+        proto = req.edge(-8, 8).view("<u8")[:, 0]  # where it is, if `ok`
         ok &= (proto & sw.proto_mask) == sw.proto  # `HTTP/` and the `.`
         ok &= (not_digit(np, proto) & sw.proto_digits) == 0
         self.request = r

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loglake.writer.kernels import from_numpy, pc, take
+from loglake.writer.kernels import byte_slice, from_numpy, pc, take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +53,18 @@ class Piece:
         at = np.clip(pos, 0, len(self.buf))
         got = self.words[at] if width == 8 else self.words[at[:, None] + np.arange(0, width, 8)]
         return np.ascontiguousarray(got).view(np.uint8).reshape(len(pos), width)
+
+    def edge(self, start: int, width: int) -> np.ndarray:
+        """Bytes `start:start + width` of every value (`start` < 0: from its end) as rows of an
+        (n, width) uint8 matrix; a shorter value's row runs into its neighbours (`window`). When
+        no value is shorter, Arrow's `binary_slice` cuts them: it copies each value's bytes once,
+        ~1/4 of the cost of `window`'s gathers (unaligned 8-byte loads, a fancy index each)."""
+        np, n = self.np, len(self.arr)
+        cut = byte_slice(self.arr.view(pa.binary()), start, start + width or None)
+        offsets = np.frombuffer(cut.buffers()[1], np.int32)
+        if n and offsets[n] - offsets[0] == n * width:  # no value is longer: all are this wide
+            return np.frombuffer(cut.buffers()[2], np.uint8, n * width, offsets[0]).reshape(n, width)
+        return self.window(self.start + start if start >= 0 else self.end + start, width)
 
     def spaces(self) -> np.ndarray:
         return self.np.flatnonzero(self.buf == 32)

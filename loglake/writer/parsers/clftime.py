@@ -12,8 +12,10 @@ from typing import Any
 from loglake.writer.parsers.clf import _MONTHS as CLF_MONTHS
 from loglake.writer.parsers.clfbytes import not_digit
 
-#: Bytes 0..28 of a stamp window: `d` a digit, `M` a month letter, `s` the zone's sign.
-_TIME = b"[dd/MMM/dddd:dd:dd:dd sdddd] "
+#: A stamp window is the last 32 bytes of a line's head: three bytes of whatever comes before the
+#: stamp (`_AT`), then the stamp: `d` a digit, `M` a month letter, `s` the zone's sign.
+_AT = 3
+_TIME = b"???[dd/MMM/dddd:dd:dd:dd sdddd] "
 _MONTHS = tuple(m.encode("ascii") for m in CLF_MONTHS)
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 #: 253402300800 is 10000-01-01T00:00:00Z: later, like before 1970, is damage, not traffic.
@@ -26,7 +28,7 @@ def _masks(word: int) -> tuple[int, int, int]:
     for k, c in enumerate(_TIME[8 * word : 8 * word + 8]):
         if c == ord("d"):
             digits |= 0x80 << (8 * k)
-        elif c not in b"Ms":
+        elif c not in b"Ms?":
             lit_mask |= 0xFF << (8 * k)
             lit_val |= c << (8 * k)
     return lit_mask, lit_val, digits
@@ -43,12 +45,13 @@ def _shape_ok(np: Any, stamp: Any) -> Any:
         w = words[:, i]
         ok &= (w & np.uint64(lit_mask)) == np.uint64(lit_val)
         ok &= (not_digit(np, w) & np.uint64(digits)) == 0
-    return ok & ((stamp[:, 22] == 43) | (stamp[:, 22] == 45))
+    return ok & ((stamp[:, _AT + 22] == 43) | (stamp[:, _AT + 22] == 45))
 
 
 def _month(np: Any, stamp: Any) -> tuple[Any, Any]:
     """Month numbers 1..12 and whether the three letters were a month name at all."""
-    code = ((stamp.view("<u8")[:, 0] >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int32)
+    words = stamp.view("<u8")  # the letters are bytes 7..9: the last of word 0, the first two of word 1
+    code = ((words[:, 0] >> np.uint64(56)) | ((words[:, 1] & np.uint64(0xFFFF)) << np.uint64(8))).astype(np.int32)
     codes = np.array([m[0] | (m[1] << 8) | (m[2] << 16) for m in _MONTHS], np.int32)
     order = np.argsort(codes)
     i = np.minimum(np.searchsorted(codes[order], code), 11)
@@ -56,16 +59,16 @@ def _month(np: Any, stamp: Any) -> tuple[Any, Any]:
 
 
 def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
-    """`stamp` is an (n, 32) uint8 matrix whose first 29 bytes should be a CLF time. Returns the
+    """`stamp` is an (n, 32) uint8 matrix whose bytes 3..31 should be a CLF time. Returns the
     ISO UTC forms, an (n, 20) uint8 matrix of `YYYY-MM-DDTHH:MM:SSZ`, and which rows are valid:
     the exact shape, a real calendar day, hour/minute/second in range, 1970 to 9999 in UTC."""
     ok = _shape_ok(np, stamp)
     month, named = _month(np, stamp)
 
     def num(*cols: int) -> Any:
-        value = stamp[:, cols[0]].astype(np.int32) - 48
+        value = stamp[:, _AT + cols[0]].astype(np.int32) - 48
         for c in cols[1:]:
-            value = value * 10 + stamp[:, c] - 48
+            value = value * 10 + stamp[:, _AT + c] - 48
         return value
 
     day, year, hour, minute, second = num(1, 2), num(8, 9, 10, 11), num(13, 14), num(16, 17), num(19, 20)
@@ -73,13 +76,14 @@ def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
     dim = np.array(_DAYS_IN_MONTH, np.int32)[month] + ((month == 2) & leap)
     ok &= named & (day >= 1) & (day <= dim) & (hour <= 23) & (minute <= 59) & (second <= 59)
     zone_h, zone_m = num(23, 24), num(25, 26)
-    utc = (stamp[:, 22] == 43) & (zone_h == 0) & (zone_m == 0)
+    sign_byte = stamp[:, _AT + 22]
+    utc = (sign_byte == 43) & (zone_h == 0) & (zone_m == 0)
     if utc.all():
         # Every time is already UTC: the ISO form is the same digits, reordered.
         ok &= year >= 1970
         return _reordered(np, stamp, month), ok
     ok &= (zone_h <= 23) & (zone_m <= 59)  # `+9000` is no zone (Python's %z agrees)
-    sign = np.where(stamp[:, 22] == 45, -1, 1).astype(np.int64)
+    sign = np.where(sign_byte == 45, -1, 1).astype(np.int64)
     secs = _days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64)) * 86400
     secs += hour * 3600 + minute * 60 + second - sign * (zone_h * 3600 + zone_m * 60)
     ok &= (secs >= 0) & (secs < _END)
@@ -95,13 +99,13 @@ def _reordered(np: Any, stamp: Any, month: Any) -> Any:
     """The ISO forms of UTC stamps, which are their digits reordered: built four bytes at a time,
     each output word from at most two words of the stamp (slices of the byte matrix, one byte
     column at a time, cost ~4x as much)."""
-    u, w = np.uint32, stamp.view("<u4")  # w[:, k]: stamp bytes 4k..4k+3
+    u, w = np.uint32, stamp.view("<u4")  # w[:, k]: window bytes 4k..4k+3; the stamp starts at 3
     out = np.empty((len(stamp), 5), u)
-    out[:, 0] = w[:, 2]  # yyyy
+    out[:, 0] = (w[:, 2] >> u(24)) | (w[:, 3] << u(8))  # yyyy: bytes 11..14
     out[:, 1] = np.array(_MONTH_WORDS, u)[month]  # -MM-
-    out[:, 2] = ((w[:, 0] >> u(8)) & u(0xFFFF)) | u(ord("T") << 16) | ((w[:, 3] & u(0xFF00)) << u(16))  # ddTh
-    out[:, 3] = (w[:, 3] >> u(16)) | (w[:, 4] << u(16))  # h:mm
-    out[:, 4] = (w[:, 4] >> u(16)) | ((w[:, 5] & u(0xFF)) << u(16)) | u(ord("Z") << 24)  # :ssZ
+    out[:, 2] = (w[:, 1] & u(0xFFFF)) | u(ord("T") << 16) | (w[:, 4] << u(24))  # ddTh: bytes 4, 5, 16
+    out[:, 3] = (w[:, 4] >> u(8)) | (w[:, 5] << u(24))  # h:mm: bytes 17..20
+    out[:, 4] = (w[:, 5] >> u(8)) | u(ord("Z") << 24)  # :ssZ: bytes 21..23
     return out.view(np.uint8)
 
 
