@@ -2,11 +2,11 @@
 
 `import pyarrow.compute` costs 60-80 ms of CPU: it wraps each of Arrow's ~290 kernels in a Python
 function, docs and signature included, which a short `loglake write` pays in full. Ordinary
-traffic needs four kernels (take, cast, a byte slice, a string join): they go through `call_function`, the
-function those wrappers call, from the extension module that holds it (~8 ms to import). Array
-and table methods such as `.take()` and `.cast()` import `pyarrow.compute` themselves, so the
-block path calls these instead. Everything else uses `pc`, which imports the module on its
-first use.
+traffic needs five kernels (take, cast, a byte slice, a substring search, a string join): they go
+through `call_function`, the function those wrappers call, from the extension module that holds it
+(~8 ms to import). Array and table methods such as `.take()` and `.cast()` import
+`pyarrow.compute` themselves, so the block path calls these instead. Everything else uses `pc`,
+which imports the module on its first use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 try:
-    from pyarrow._compute import CastOptions, SliceOptions, call_function
+    from pyarrow._compute import CastOptions, MatchSubstringOptions, SliceOptions, call_function
 except ImportError:  # a pyarrow that moved them: the public names, at the import's cost
-    from pyarrow.compute import CastOptions, SliceOptions, call_function
+    from pyarrow.compute import CastOptions, MatchSubstringOptions, SliceOptions, call_function
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,3 +73,8 @@ def join(columns: list[Any], separator: str) -> Any:
 def byte_slice(values: Any, start: int, stop: int | None) -> Any:
     """`pc.binary_slice`: bytes `start:stop` of each binary value, as Python slices them."""
     return call_function("binary_slice", [values], SliceOptions(start, stop))
+
+
+def find(values: Any, needle: str) -> Any:
+    """`pc.find_substring`: where `needle` first occurs in each value (-1: nowhere)."""
+    return call_function("find_substring", [values], MatchSubstringOptions(needle))

@@ -13,6 +13,7 @@ from loglake.schema import DEFAULT_COLUMNS
 from loglake.writer.lines import Chunk, parse_chunk
 from loglake.writer.parsers import clfblock, load_parser
 from loglake.writer.parsers.clf import ClfParser
+from loglake.writer.parsers.clf import space_like as clf_space_like
 from tests.conftest import CROWDSEC, ELASTIC, real_file
 
 ALL = [*DEFAULT_COLUMNS, "request"]
@@ -247,3 +248,47 @@ def test_times_in_any_zone_and_short_pieces_cut_alike(utc_only: bool) -> None:
     cut = clfblock._Cut(np, pieces, "combined", [])
     left = sum(r["protocol"] is None or b"/MAY/" in lines[i] for i, r in rows.items())
     assert int(cut.ok.sum()) == len(rows) - left and left < 20
+
+
+#: Requests around the block path's shape (`METHOD /path HTTP/d.d`, exactly two spaces), and
+#: whether it cuts them itself.
+REQUESTS = [
+    (b"GET /a HTTP/1.1", True),
+    (b"PROPFIND /a/b?c=d HTTP/1.0", True),
+    (b"G /a HTTP/2.0", True),
+    (b"GET / HTTP/1.1", True),
+    (b"GET /a b HTTP/1.1", False),
+    (b"GET  /a HTTP/1.1", False),
+    (b"GET /a  HTTP/1.1", False),
+    (b"GET /a HTTP/1.1 ", False),
+    (b" GET /a HTTP/1.1", False),
+    (b"GET  HTTP/1.1", False),
+    (b"GETTINGIT /a HTTP/1.1", False),
+    (b"get /a HTTP/1.1", False),
+    (b"GET /a HTTP/11", False),
+    (b"GET /a HTTPS/1.1", False),
+    (b"GET /a http/1.1", False),
+    (b"GET /a", False),
+    (b"GET", False),
+    (b"-", False),
+    (b"", False),
+    (b"GET /a\tb HTTP/1.1", False),
+    ("GET /é HTTP/1.1".encode(), True),
+]
+
+
+def test_requests_of_every_shape_cut_alike() -> None:
+    """Each request above in real lines: the block path cuts the plain ones itself and leaves the
+    rest, and every line comes out as the line-array path and the per-line parser say."""
+    lines = []
+    for k, line in enumerate(_sample(ELASTIC)[: 20 * len(REQUESTS)]):
+        head, _, rest = line.split(b'"', 2)
+        lines.append(head + b'"' + REQUESTS[k % len(REQUESTS)][0] + b'"' + rest)
+    data = b"\n".join(lines) + b"\n"
+    parser = ClfParser("combined", ALL)
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    _assert_per_line_agrees(parser, lines, rows, rejects)
+    pieces, _ = clfblock._read_pieces(data, 7, False)
+    cut = clfblock._Cut(np, pieces, "combined", clf_space_like(data))
+    assert cut.ok.tolist() == [REQUESTS[k % len(REQUESTS)][1] for k in range(len(lines))]

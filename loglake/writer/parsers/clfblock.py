@@ -26,7 +26,7 @@ from loglake.writer.kernels import cast, cast_table, from_numpy, join, pc, take
 from loglake.writer.lines import known_newline_positions, newline_positions
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.clf import _MIN_PARTS, space_like, swap_escapes
-from loglake.writer.parsers.clfbytes import Piece, find_all, not_capital, not_digit, spans, swar
+from loglake.writer.parsers.clfbytes import Piece, find_all, first_of, not_capital, not_digit, spans, swar
 from loglake.writer.parsers.clftime import utc_times
 from loglake.writer.parsers.values import PARSED_TYPES
 
@@ -452,24 +452,35 @@ class _Cut:
         return s, ok
 
     def _request_ok(self) -> np.ndarray:
-        """`METHOD /path HTTP/d.d`, the method 1-8 capitals: what `_split_requests` cuts by splitting."""
+        """`METHOD /path HTTP/d.d`, the method 1-8 capitals: what `_split_requests` cuts by splitting.
+        Exactly two spaces: the first one (Arrow's `find_substring`, which stops there), one 9
+        bytes before the end, and no other (`_only_spaces`). Each line's spaces searched among all
+        of the piece's cost twice as much."""
         np, req = self.np, self.p[1]
-        spaces = req.spaces()
-        if len(spaces) == 0:
-            self.request = np.zeros((len(req.start), 2), np.int32)
-            return np.zeros(len(req.start), bool)
-        r, first = self._nth_spaces(spaces, req.start, 2)
-        ok = np.searchsorted(spaces, req.end) - first == 2
-        method_len = r[:, 0] - req.start
-        ok &= (method_len >= 1) & (method_len <= 8) & (r[:, 1] > r[:, 0] + 1) & (req.end - r[:, 1] - 1 == 8)
+        first = first_of(np, req.arr, " ")
+        method_len = np.maximum(first, 0)
+        r = np.stack([req.start + method_len, req.end - 9], axis=1)
+        second = (r[:, 1] > r[:, 0]) & (req.at(r[:, 1]) == 32)  # after the first: within the value
+        ok = (first >= 1) & (first <= 8) & (r[:, 1] > r[:, 0] + 1) & second
+        ok &= self._only_spaces(req, (first >= 0).astype(np.int64) + second)
         sw = swar(np)
         method = req.edge(0, 8).view("<u8")[:, 0]
         ok &= (not_capital(np, method) & sw.first[np.clip(method_len, 0, 8)]) == 0
-        proto = req.edge(-8, 8).view("<u8")[:, 0]  # where it is, if `ok`
+        proto = req.edge(-8, 8).view("<u8")[:, 0]
         ok &= (proto & sw.proto_mask) == sw.proto  # `HTTP/` and the `.`
         ok &= (not_digit(np, proto) & sw.proto_digits) == 0
         self.request = r
         return ok
+
+    def _only_spaces(self, piece: Piece, known: np.ndarray) -> np.ndarray | bool:
+        """Whether each value has no spaces but the `known` count of them: when the piece has no
+        more spaces in all than are known, none has (one count over the piece); else each value's
+        spaces are counted."""
+        np = self.np
+        if np.count_nonzero(piece.buf == 32) == int(known.sum()):
+            return True
+        owner = np.searchsorted(piece.end, piece.spaces(), side="right")
+        return np.bincount(owner, minlength=len(known))[: len(known)] == known
 
     def _status_ok(self) -> np.ndarray:
         """` NNN bytes ` (combined) or ` NNN bytes[ anything]` (common), as `_STATUS_RX` says."""

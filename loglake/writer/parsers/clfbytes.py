@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loglake.writer.kernels import byte_slice, from_numpy, pc, take
+from loglake.writer.kernels import byte_slice, find, from_numpy, pc, take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,6 +97,12 @@ class Piece:
         # with a validity bitmap (a user name column is mostly `-`).
         validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
         return pa.StringArray.from_buffers(n, out.buffers()[1], out.buffers()[2], validity)
+
+
+def first_of(np: Any, arr: pa.StringArray, needle: str) -> np.ndarray:
+    """The offset of `needle`'s first occurrence in each value, -1 where there is none."""
+    found = find(arr.view(pa.binary()), needle)  # int32, no nulls: `arr` has none
+    return np.frombuffer(found.buffers()[1], np.int32, len(found), found.offset * 4)
 
 
 def find_all(np: Any, buf: np.ndarray, data: bytes, needle: bytes) -> np.ndarray:
