@@ -79,7 +79,7 @@ def _parse(
     count = pieces.num_rows + len(invalid)
     if b"\r" in data and count != len(newline_positions(data)) + (not data.endswith(b"\n")):
         return None  # a lone CR ended a row for the tokenizer but not a line for us
-    cut = _Cut(numpy, pieces, parser.fmt, space_like(data, ascii))
+    cut = _Cut(numpy, pieces, parser.fmt, space_like(data, ascii), ascii is True)
     if (
         cut.shortest == 0
         or cut.longest > max_line_bytes
@@ -369,10 +369,10 @@ def _splice(np: Any, table: pa.Table, demoted: np.ndarray, line_of: np.ndarray, 
 class _Cut:
     """Checks every row of pieces for the plainest shape (`ok`) and finds its fields."""
 
-    def __init__(self, np: Any, pieces: pa.Table, fmt: str, needles: list[bytes]) -> None:
+    def __init__(self, np: Any, pieces: pa.Table, fmt: str, needles: list[bytes], ascii: bool = False) -> None:
         """`needles`: bytes whose lines go to the other paths (whitespace other than the space:
-        see `clf.space_like`; escapes are `_Escapes`' to sort)."""
-        self.np, self.fmt = np, fmt
+        see `clf.space_like`; escapes are `_Escapes`' to sort); `ascii`: the block is ASCII."""
+        self.np, self.fmt, self.ascii = np, fmt, ascii
         self.pieces = [
             pieces.column(i).chunk(0) if pieces.num_rows else pa.array([], pa.string())
             for i in range(pieces.num_columns)
@@ -510,6 +510,15 @@ class _Cut:
         self.bytes_span = (st.start + 5, st.start + 5 + np.clip(size, 0, 18))
         return ok
 
+    def _protocol(self, ok: np.ndarray) -> pa.StringArray:
+        """A plain request's last 8 bytes, as `_request_ok` cut them when it could. Other rows'
+        are any 8 bytes (dropped by the caller): valid UTF-8 only in an ASCII block."""
+        req, r = self.p[1], self.request
+        last = req.cuts.get((-8, 8))
+        if last is not None and (self.ascii or ok.all()):
+            return last.view(pa.string())
+        return req.slices(ok, r[:, 1] + 1, req.end)
+
     def table(self, needed: list[str], line_of: np.ndarray) -> pa.Table:
         """The needed columns for every row (rows not `ok` hold garbage; the caller drops them)."""
         np, pre, req, ok = self.np, self.p[0], self.p[1], self.ok
@@ -534,7 +543,7 @@ class _Cut:
             elif name == "path":
                 cols[name] = req.slices(ok, r[:, 0] + 1, r[:, 1])
             elif name == "protocol":
-                cols[name] = req.slices(ok, r[:, 1] + 1, req.end)
+                cols[name] = self._protocol(ok)
             else:  # request, referer, user_agent: whole pieces
                 piece = {"request": req, "referer": self.p[3], "user_agent": self.p[5]}[name]
                 cols[name] = piece.as_is(piece.is_dash())

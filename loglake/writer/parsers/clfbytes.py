@@ -38,6 +38,7 @@ class Piece:
         self.buf = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
         self.np = np
         self.words: np.ndarray | None = None
+        self.cuts: dict[tuple[int, int], pa.BinaryArray] = {}  # `edge`'s, by (start, width)
 
     def at(self, pos: np.ndarray) -> np.ndarray:
         return self.buf[self.np.clip(pos, 0, max(len(self.buf) - 1, 0))] if len(self.buf) else pos * 0
@@ -63,6 +64,7 @@ class Piece:
         cut = byte_slice(self.arr.view(pa.binary()), start, start + width or None)
         offsets = np.frombuffer(cut.buffers()[1], np.int32)
         if n and offsets[n] - offsets[0] == n * width:  # no value is longer: all are this wide
+            self.cuts[start, width] = cut
             return np.frombuffer(cut.buffers()[2], np.uint8, n * width, offsets[0]).reshape(n, width)
         return self.window(self.start + start if start >= 0 else self.end + start, width)
 
@@ -88,6 +90,8 @@ class Piece:
         """buf[starts[i]:ends[i]] (`spans`). Rows not `ok` (their positions may be anything) get
         an empty string at their own value's start, which keeps the spans in order."""
         np, n = self.np, len(starts)
+        if null is not None and null.all():  # a user name column is mostly `-`: often all of it
+            return pa.nulls(n, pa.string())
         if not ok.all():
             starts, ends = np.where(ok, starts, self.start), np.where(ok, ends, self.start)
         out = spans(np, self.arr.buffers()[2], starts, ends)
