@@ -18,6 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
@@ -176,35 +177,56 @@ class Batch:
         of a batch happens in one thread, in order."""
         if not records:
             return
-        out = []
         limit = self.cfg.writer.max_line_bytes
+        # The usual record (whole, UTF-8, not sealed) is formatted around the JSON of its two
+        # strings: what `json.dumps` of its dict gives, at 1/8 of the cost (a scan sending
+        # thousands of garbage lines a second is mostly dead letters).
+        head = '{"source": ' + json.dumps(self.source.path, ensure_ascii=False) + ', "offset": '
+        batch = json.dumps(self.id, ensure_ascii=False)
+        out = []
         for r in records:
-            rec: dict[str, Any] = {
-                "source": self.source.path,
-                "offset": r.offset,
-                "line_no": r.line_no,
-                "reason": r.reason,
-                "batch": self.id,
-            }
             raw = r.raw
-            if r.length > len(raw) or len(raw) > limit:  # bounded: the first max_line_bytes bytes
-                rec["length"], rec["truncated"] = max(r.length, len(raw)), True
-                raw = raw[:limit]
-            if self.sealer is not None:  # the raw line may hold personal data
-                rec["line_enc"] = self.sealer.seal(raw, "_dead_letter")
-                out.append(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
-                continue
-            try:
-                rec["line"] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                rec["line_b64"] = base64.b64encode(raw).decode("ascii")
-            out.append(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
+            if self.sealer is None and r.length <= len(raw) <= limit:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+                else:
+                    reason = encode_basestring(r.reason)  # what json.dumps calls for a str
+                    out.append(
+                        f'{head}{r.offset}, "line_no": {r.line_no}, "reason": {reason}, "batch": {batch}, '
+                        f'"line": {encode_basestring(line)}}}'
+                    )
+                    continue
+            out.append(self._dead_json(r, limit))
         self._wait()
         self.dead_lettered += len(records)
         for r in records:
             reason = r.reason.split(":", 1)[0]
             self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        self._inflight = _EXECUTOR.submit(self._dead_sync, b"".join(out))
+        self._inflight = _EXECUTOR.submit(self._dead_sync, ("\n".join(out) + "\n").encode("utf-8"))
+
+    def _dead_json(self, r: DeadLetter, limit: int) -> str:
+        """A dead letter's JSON line, any kind: truncated, sealed, or not UTF-8 (base64)."""
+        rec: dict[str, Any] = {
+            "source": self.source.path,
+            "offset": r.offset,
+            "line_no": r.line_no,
+            "reason": r.reason,
+            "batch": self.id,
+        }
+        raw = r.raw
+        if r.length > len(raw) or len(raw) > limit:  # bounded: the first max_line_bytes bytes
+            rec["length"], rec["truncated"] = max(r.length, len(raw)), True
+            raw = raw[:limit]
+        if self.sealer is not None:  # the raw line may hold personal data
+            rec["line_enc"] = self.sealer.seal(raw, "_dead_letter")
+            return json.dumps(rec, ensure_ascii=False)
+        try:
+            rec["line"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            rec["line_b64"] = base64.b64encode(raw).decode("ascii")
+        return json.dumps(rec, ensure_ascii=False)
 
     def _dead_sync(self, payload: bytes) -> None:
         if self._dead is None:

@@ -19,9 +19,9 @@ from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.values import (
     PARSED_TYPES,
     clf_time_to_iso,
+    clf_typed,
     rows_to_table,
     split_request,
-    typed_row,
 )
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -234,17 +234,8 @@ class ClfParser:
         iso = clf_time_to_iso(g[3])
         if iso is None:
             return None, f"invalid_time: {g[3][:64]!r}"
-        request = g[4]
-        raw = {
-            "client_ip": g[0],
-            "username": g[2],
-            "status": g[5],
-            "bytes": g[6],
-            "request": request,  # `""` is an empty request (kept, as peers do); `-` is no request
-        }
-        if self.fmt == "combined":
-            raw["referer"], raw["user_agent"] = g[7], g[8]
-        row, reason = typed_row(raw)
+        # `""` is an empty request (kept, as peers do); `-` is no request
+        row, reason = clf_typed(g, self.fmt == "combined")
         if row is None:
             return None, reason
         row["ts"] = iso
