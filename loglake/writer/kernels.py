@@ -2,7 +2,7 @@
 
 `import pyarrow.compute` costs 60-80 ms of CPU: it wraps each of Arrow's ~290 kernels in a Python
 function, docs and signature included, which a short `loglake write` pays in full. Ordinary
-traffic needs five kernels (take, cast, a byte slice, a substring search, a string join): they go
+traffic needs six kernels (take, cast, a byte slice, a substring search, a regex match, a string join): they go
 through `call_function`, the function those wrappers call, from the extension module that holds it
 (~8 ms to import). Array and table methods such as `.take()` and `.cast()` import
 `pyarrow.compute` themselves, so the block path calls these instead. Everything else uses `pc`,
@@ -78,3 +78,8 @@ def byte_slice(values: Any, start: int, stop: int | None) -> Any:
 def find(values: Any, needle: str) -> Any:
     """`pc.find_substring`: where `needle` first occurs in each value (-1: nowhere)."""
     return call_function("find_substring", [values], MatchSubstringOptions(needle))
+
+
+def matches(values: Any, pattern: str) -> Any:
+    """`pc.match_substring_regex`: whether each value matches `pattern` (RE2) somewhere."""
+    return call_function("match_substring_regex", [values], MatchSubstringOptions(pattern))

@@ -250,36 +250,42 @@ def test_times_in_any_zone_and_short_pieces_cut_alike(utc_only: bool) -> None:
     assert int(cut.ok.sum()) == len(rows) - left and left < 20
 
 
-#: Requests around the block path's shape (`METHOD /path HTTP/d.d`, exactly two spaces), and
-#: whether it cuts them itself.
+#: Requests around the block path's shape (`METHOD /path HTTP/d.d`, exactly two spaces) and what
+#: it makes of each: cut ("plain"), cut with no method, path or protocol ("none": no request line
+#: for any parser), or left to the per-line parser ("left").
 REQUESTS = [
-    (b"GET /a HTTP/1.1", True),
-    (b"PROPFIND /a/b?c=d HTTP/1.0", True),
-    (b"G /a HTTP/2.0", True),
-    (b"GET / HTTP/1.1", True),
-    (b"GET /a b HTTP/1.1", False),
-    (b"GET  /a HTTP/1.1", False),
-    (b"GET /a  HTTP/1.1", False),
-    (b"GET /a HTTP/1.1 ", False),
-    (b" GET /a HTTP/1.1", False),
-    (b"GET  HTTP/1.1", False),
-    (b"GETTINGIT /a HTTP/1.1", False),
-    (b"get /a HTTP/1.1", False),
-    (b"GET /a HTTP/11", False),
-    (b"GET /a HTTPS/1.1", False),
-    (b"GET /a http/1.1", False),
-    (b"GET /a", False),
-    (b"GET", False),
-    (b"-", False),
-    (b"", False),
-    (b"GET /a\tb HTTP/1.1", False),
-    ("GET /é HTTP/1.1".encode(), True),
+    (b"GET /a HTTP/1.1", "plain"),
+    (b"PROPFIND /a/b?c=d HTTP/1.0", "plain"),
+    (b"G /a HTTP/2.0", "plain"),
+    (b"GET / HTTP/1.1", "plain"),
+    ("GET /é HTTP/1.1".encode(), "plain"),
+    (b"GET /a b HTTP/1.1", "none"),
+    (b"GET  /a HTTP/1.1", "none"),
+    (b"GET /a  HTTP/1.1", "none"),
+    (b"GET /a HTTP/1.1 ", "none"),
+    (b" GET /a HTTP/1.1", "none"),
+    (b"GET  HTTP/1.1", "none"),
+    (b"get /a HTTP/1.1", "none"),
+    (b"GET /a HTTPS/1.1", "none"),
+    (b"GET /a http/1.1", "none"),
+    (b"GET", "none"),
+    (b"HELP", "none"),
+    (b"lv|'|'|VHJvamFuX0M0NkY2RTk=|'|'|MARK", "none"),
+    (b"-", "none"),
+    (b"", "none"),
+    (b"GETTINGIT /a HTTP/1.1", "left"),
+    (b"GET /a HTTP/11", "left"),
+    (b"GET /a", "left"),
+    (b"M-SEARCH * HTTP/1.1", "left"),
+    (b"GET /a\tb HTTP/1.1", "left"),
+    (b"GET /a\xc2\xa0b HTTP/1.1", "left"),
 ]
 
 
 def test_requests_of_every_shape_cut_alike() -> None:
-    """Each request above in real lines: the block path cuts the plain ones itself and leaves the
-    rest, and every line comes out as the line-array path and the per-line parser say."""
+    """Each request above in real lines: the block path cuts the plain ones and those of no request
+    line itself and leaves the rest, and every line comes out as the line-array path and the
+    per-line parser say."""
     lines = []
     for k, line in enumerate(_sample(ELASTIC)[: 20 * len(REQUESTS)]):
         head, _, rest = line.split(b'"', 2)
@@ -291,4 +297,7 @@ def test_requests_of_every_shape_cut_alike() -> None:
     _assert_per_line_agrees(parser, lines, rows, rejects)
     pieces, _ = clfblock._read_pieces(data, 7, False)
     cut = clfblock._Cut(np, pieces, "combined", clf_space_like(data))
-    assert cut.ok.tolist() == [REQUESTS[k % len(REQUESTS)][1] for k in range(len(lines))]
+    kinds = [REQUESTS[k % len(REQUESTS)][1] for k in range(len(lines))]
+    assert cut.ok.tolist() == [kind != "left" for kind in kinds]
+    assert all(rows[k]["method"] is None for k, kind in enumerate(kinds) if kind == "none")
+    assert all(rows[k]["method"] is not None for k, kind in enumerate(kinds) if kind == "plain")
