@@ -217,7 +217,7 @@ class ClfParser:
         rows, kept, rejects = [], [], []
         texts = take(lines, pa.array(idx, pa.int64())).to_pylist()
         for i, text in zip(idx, texts, strict=True):
-            row, reason = self.parse_line(text, rx)
+            row, reason = self._line_row(text, rx)  # rows_to_table takes the needed columns
             if row is None:
                 rejects.append((i, reason))
             else:
@@ -227,6 +227,11 @@ class ClfParser:
 
     def parse_line(self, text: str, rx: re.Pattern[str] | None = None) -> tuple[dict | None, str]:
         """Parse one line the slow, forgiving way; (row, "") or (None, reason)."""
+        row, reason = self._line_row(text, rx)
+        return ({c: row.get(c) for c in self.needed} if row is not None else None), reason
+
+    def _line_row(self, text: str, rx: re.Pattern[str] | None = None) -> tuple[dict | None, str]:
+        """`parse_line` with every field the line has, needed or not."""
         m = (rx or _SLOW[self.fmt]).match(text)
         if m is None:
             return None, f"unparseable: not {self.fmt} log format"
@@ -239,9 +244,8 @@ class ClfParser:
         if row is None:
             return None, reason
         row["ts"] = iso
-        method, path, protocol = split_request(row["request"] or "")
-        row.update(method=method, path=path, protocol=protocol)
-        return {c: row.get(c) for c in self.needed}, ""
+        row["method"], row["path"], row["protocol"] = split_request(row["request"] or "")
+        return row, ""
 
 
 def _bytes_of(lines: pa.StringArray) -> bytes:
