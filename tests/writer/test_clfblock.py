@@ -64,6 +64,18 @@ def _assert_per_line_agrees(parser: ClfParser, lines: list[bytes], rows: dict, r
         assert (reason, row) == ((rejects[i], None) if i in rejects else ("", rows[i])), raw
 
 
+def _cut_alike(lines: list[bytes]) -> tuple[bytes, dict, dict]:
+    """The block of `lines` (combined), cut by the block path itself: its rows and reasons, which
+    the line-array path and the per-line parser give too."""
+    data = b"\n".join(lines) + b"\n"
+    parser = ClfParser("combined", ALL)
+    assert parser.parse_block(data, 1 << 20) is not None
+    rows, rejects = _rows(parser, data, False)
+    assert (rows, rejects) == _rows(parser, data, True)
+    _assert_per_line_agrees(parser, lines, rows, rejects)
+    return data, rows, rejects
+
+
 def _sample(name: str) -> list[bytes]:
     return real_file(name).read_bytes().splitlines()
 
@@ -188,14 +200,9 @@ def test_heads_of_every_length_near_the_window_cut_alike(longest: int) -> None:
         head = [ip + b" - " + user, ip + b"  - " + user, ip + b" -" + user, ip + b" - " + user + b" x"][k // 4 % 4]
         lines.append(head[: longest - 1] + time_and_rest)
     lines.append(b"1.2.3.4 - " + b"v" * (longest - 11) + real[0][real[0].index(b" [") :])
-    data = b"\n".join(lines) + b"\n"
-    parser = ClfParser("combined", ALL)
-    assert parser.parse_block(data, 1 << 20) is not None
-    rows, rejects = _rows(parser, data, False)
-    assert (rows, rejects) == _rows(parser, data, True)
+    _, rows, rejects = _cut_alike(lines)
     assert len(rows) > 40 and len(rejects) > 200
     assert len(rows[len(lines) - 1]["username"]) == longest - 11
-    _assert_per_line_agrees(parser, lines, rows, rejects)
 
 
 #: Times the block path turns into UTC by arithmetic: zones either side, leap days, a year and the
@@ -236,14 +243,9 @@ def test_times_in_any_zone_and_short_pieces_cut_alike(utc_only: bool) -> None:
         if k % 50 == 9:
             line = line[: line.index(b'"') + 1] + b"GET /" + line[line.index(b'" ') :]  # a 5-byte request
         lines.append(line)
-    data = b"\n".join(lines) + b"\n"
-    parser = ClfParser("combined", ALL)
-    assert parser.parse_block(data, 1 << 20) is not None
-    rows, rejects = _rows(parser, data, False)
-    assert (rows, rejects) == _rows(parser, data, True)
+    data, rows, rejects = _cut_alike(lines)
     assert len(rows) > 150 and len(rejects) > 10
     assert {r["ts"][:4] for r in rows.values()} >= ({"2015"} if utc_only else {"2015", "2016", "2000", "1970"})
-    _assert_per_line_agrees(parser, lines, rows, rejects)
     # The block path itself cut every row but those of bare requests and of `MAY` (strptime's
     # months ignore case; a line it leaves still comes out right, from the per-line parser: this
     # says the fast path did the work).
