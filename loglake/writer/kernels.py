@@ -2,11 +2,11 @@
 
 `import pyarrow.compute` costs 60-80 ms of CPU: it wraps each of Arrow's ~290 kernels in a Python
 function, docs and signature included, which a short `loglake write` pays in full. Ordinary
-traffic needs six kernels (take, cast, a byte slice, a substring search, a regex match, a string join): they go
-through `call_function`, the function those wrappers call, from the extension module that holds it
-(~8 ms to import). Array and table methods such as `.take()` and `.cast()` import
-`pyarrow.compute` themselves, so the block path calls these instead. Everything else uses `pc`,
-which imports the module on its first use.
+traffic needs six kernels (take, cast, a byte slice, a substring search, a regex match, a string
+join): they go through `call_function`, the function those wrappers call, from the extension
+module that holds it (~8 ms to import). Array and table methods such as `.take()` and `.cast()`
+import `pyarrow.compute` themselves, so the block path calls these instead. Everything else uses
+`pc`, which imports the module on its first use.
 """
 
 from __future__ import annotations

@@ -320,8 +320,10 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
     per-line parser gives what `parse` gives (tests hold them equal): it takes the few, and the
     lines `parse` would hand it anyway (`_surely_per_line`); the line-array path the rest, when
     there are enough of them to be worth its fixed cost (`_ARROW_MIN`)."""
-    if len(texts) > _ARROW_MIN and _enough_quotes(np, parser.fmt, texts) > _ARROW_MIN:
-        per_line = _surely_per_line(np, parser.fmt, texts)
+    quotes = _quote_counts(np, texts) if len(texts) > _ARROW_MIN else None
+    # The line-array path takes only lines with quotes enough: too few of them, and it is not asked.
+    if quotes is not None and np.count_nonzero(quotes >= _MIN_PARTS[parser.fmt] - 1) > _ARROW_MIN:
+        per_line = _surely_per_line(np, parser.fmt, texts, quotes)
         rest = np.flatnonzero(~per_line)
         if len(rest) > _ARROW_MIN:
             sub = parser.parse(take(texts, from_numpy(rest)))
@@ -334,23 +336,22 @@ def _parse_demoted(np: Any, parser: ClfParser, texts: pa.StringArray) -> tuple[p
     return parser._slow(texts, list(range(len(texts))))
 
 
-def _enough_quotes(np: Any, fmt: str, texts: pa.StringArray) -> int:
-    """How many of `texts` have quotes enough for the line-array path: more than `_ARROW_MIN` of
-    them, or it cannot take enough to be worth it, and `_surely_per_line` (~1 ms on a scan's
-    lines: Arrow counts substrings byte by byte) is not asked."""
+def _quote_counts(np: Any, texts: pa.StringArray) -> np.ndarray:
+    """The number of `"` in each of `texts`, by one numpy pass over their bytes (Arrow's
+    `count_substring` goes byte by byte: ~1 ms on a scan's leftover lines)."""
     _, offsets, data = texts.buffers()
     if data is None:
-        return 0
+        return np.zeros(len(texts), np.int64)
     offsets = np.frombuffer(offsets, np.int32)[texts.offset : texts.offset + len(texts) + 1]
-    quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == 34)
-    return int(np.count_nonzero(np.diff(np.searchsorted(quotes, offsets)) >= _MIN_PARTS[fmt] - 1))
+    return np.diff(np.searchsorted(np.flatnonzero(np.frombuffer(data, np.uint8) == 34), offsets))
 
 
-def _surely_per_line(np: Any, fmt: str, texts: pa.StringArray) -> np.ndarray:
-    """Lines `ClfParser.parse` would give its per-line parser: too few quotes for its shape, or an
-    escape other than `\\"` and `\\\\` (its `_mask_escapes`). Probes and garbage are mostly these."""
-    few = pc.less(pc.count_substring(texts, '"'), _MIN_PARTS[fmt] - 1)
-    return pc.or_(few, pc.match_substring(swap_escapes(texts), "\\")).to_numpy(zero_copy_only=False)
+def _surely_per_line(np: Any, fmt: str, texts: pa.StringArray, quotes: np.ndarray) -> np.ndarray:
+    """Lines `ClfParser.parse` would give its per-line parser: too few quotes for its shape
+    (`quotes`: each line's count), or an escape other than `\\"` and `\\\\` (its `_mask_escapes`).
+    Probes and garbage are mostly these."""
+    escaped = pc.match_substring(swap_escapes(texts), "\\").to_numpy(zero_copy_only=False)
+    return (quotes < _MIN_PARTS[fmt] - 1) | escaped
 
 
 def _splice(np: Any, table: pa.Table, demoted: np.ndarray, line_of: np.ndarray, sub: pa.Table) -> pa.Table:

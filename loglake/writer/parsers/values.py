@@ -148,21 +148,10 @@ def typed_row(raw: dict[str, Any], time_format: str = "", tz: tzinfo = UTC) -> t
             if iso is None:
                 return None, f"invalid_time: {str(value)[:64]!r}"
             row[key] = iso
-        elif key == "status":
-            try:
-                status = int(value) if not isinstance(value, bool) else -1
-            except (TypeError, ValueError):
-                return None, f"invalid_status: {str(value)[:32]!r}"
-            if not 100 <= status <= 599:
-                return None, f"status_out_of_range: {status}"
-            row[key] = status
-        elif key == "bytes":
-            try:
-                num = int(value) if not isinstance(value, bool) else -1
-            except (TypeError, ValueError):
-                return None, f"invalid_bytes: {str(value)[:32]!r}"
-            if not 0 <= num < 2**63:
-                return None, f"invalid_bytes: {num}"
+        elif key in ("status", "bytes"):
+            num, reason = _integer(value, key)
+            if num is None:
+                return None, reason
             row[key] = num
         elif key == "request_time":
             try:
@@ -180,15 +169,15 @@ def _text(value: str | None) -> str | None:
     return None if value is None or value == _MISSING else unescape(value)
 
 
-def _integer(value: str, name: str, limit: int) -> tuple[int | None, str]:
-    """`typed_row`'s status and bytes rules for one text value: (number, "") or (None, reason)."""
+def _integer(value: Any, name: str) -> tuple[int | None, str]:
+    """A status or bytes value (`name`) as its number: (number, "") or (None, reason)."""
     try:
-        num = int(value)
-    except ValueError:
-        return None, f"invalid_{name}: {value[:32]!r}"
+        num = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        return None, f"invalid_{name}: {str(value)[:32]!r}"
     if name == "status" and not 100 <= num <= 599:
         return None, f"status_out_of_range: {num}"
-    if name == "bytes" and not 0 <= num < limit:
+    if name == "bytes" and not 0 <= num < 2**63:
         return None, f"invalid_bytes: {num}"
     return num, ""
 
@@ -198,12 +187,12 @@ def clf_typed(g: tuple[str | None, ...], combined: bool) -> tuple[dict[str, Any]
     the same row and the same first reason (status before bytes), at half the cost on the lines
     that take this path (probes, odd requests)."""
     status = bytes_ = None
-    if g[5] != _MISSING:
-        status, reason = _integer(g[5] or "", "status", 0)
+    if g[5] not in (None, _MISSING, ""):  # typed_row's missing value of a typed column
+        status, reason = _integer(g[5], "status")
         if status is None:
             return None, reason
-    if g[6] != _MISSING:
-        bytes_, reason = _integer(g[6] or "", "bytes", 2**63)
+    if g[6] not in (None, _MISSING, ""):
+        bytes_, reason = _integer(g[6], "bytes")
         if bytes_ is None:
             return None, reason
     row = {"client_ip": _text(g[0]), "username": _text(g[2]), "status": status, "bytes": bytes_, "request": _text(g[4])}
