@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,12 +162,53 @@ class ColumnTransform:
             return mac.hexdigest()[:32]
         if self.op == "encrypt":
             return self._sealer.seal(value.encode(), self.column)
-        try:  # truncate_ip: a host name cannot be truncated, and may identify: NULL
-            ip = ipaddress.ip_address(value)
-        except ValueError:
-            return None
-        prefix = self._v4 if ip.version == 4 else self._v6
-        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+        if ":" in value and _NTOP_AGREES:
+            fast = _truncate_v6(value, self._v6)
+            if fast is not None:
+                return fast
+        return truncate_ip(value, self._v4, self._v6)
+
+
+def truncate_ip(value: str, v4: int, v6: int) -> str | None:
+    """The network address of `value` at a /`v4` or /`v6` prefix, as `ipaddress` spells it; None
+    for a host name (it cannot be truncated, and may identify) or anything else not an address."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    prefix = v4 if ip.version == 4 else v6
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def _truncate_v6(value: str, prefix: int) -> str | None:
+    """`truncate_ip` of an IPv6 address through the C library's `inet_pton`/`inet_ntop`: ~1 us
+    against ~25 us for `ipaddress`, and client IPv6 addresses are mostly distinct, so no cache
+    helps. None where the two could differ: a scope (`%eth0`), text `inet_pton` refuses, or a
+    network in `::/80`, which `inet_ntop` spells with a dotted IPv4 tail (`::ffff:1.2.3.4`)."""
+    if "%" in value:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, value)
+    except (OSError, ValueError):
+        return None
+    bits = int.from_bytes(packed, "big") >> (128 - prefix) << (128 - prefix) if prefix else 0
+    if bits >> 48 == 0:
+        return None
+    return socket.inet_ntop(socket.AF_INET6, bits.to_bytes(16, "big"))
+
+
+def _ntop_agrees() -> bool:
+    """Whether this C library spells addresses as `ipaddress` does (the longest run of two or more
+    zero groups compressed, the first of equal runs, lower case): checked once, at import, so a
+    library that spells them otherwise keeps `ipaddress`."""
+    cases = ("1:0:0:2:0:0:0:3", "1:0:0:2:0:0:3:4", "1:0:2:3:4:5:6:7", "ABCD:EF01::", "2001:db8:0:0:1:0:0:1")
+    try:
+        return all(_truncate_v6(c, 128) == str(ipaddress.ip_address(c)) for c in cases)
+    except OSError:  # no IPv6 support in this socket module
+        return False
+
+
+_NTOP_AGREES = _ntop_agrees()
 
 
 class TableTransforms:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loglake.config import load_config
 from loglake.generate import write_log
@@ -217,3 +220,45 @@ def test_vectorized_truncation_equals_ipaddress(prefix: int) -> None:
     t = ColumnTransform("client_ip", "truncate_ip", {"ipv4_prefix": prefix})
     got = t.apply(pa.array(values, pa.string())).to_pylist()
     assert got == [None if v is None else t._one(v) for v in values]
+
+
+EXAMPLES = int(os.environ.get("LOGLAKE_HYPOTHESIS_EXAMPLES", "150"))
+_GROUP = st.one_of(st.just(0), st.just(0xFFFF), st.integers(0, 15), st.integers(0, 0xFFFF))
+
+
+@st.composite
+def _ipv6_text(draw: st.DrawFn) -> str:
+    """An IPv6 address spelled any way a log may hold it (runs of zeros likely), sometimes damaged."""
+    import ipaddress
+
+    n = sum(draw(_GROUP) << (16 * k) for k in range(8))
+    a, tail = ipaddress.IPv6Address(n), str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    groups = a.exploded.split(":")
+    text = draw(
+        st.sampled_from(
+            [str(a), a.exploded, str(a).upper(), ":".join(groups[:6]) + ":" + tail, "::" + tail, "::ffff:" + tail]
+        )
+    )
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(["", ":", ".", "0", "g", "%eth0", " ", "::"])) + text[at + 1 :]
+    return text
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
+@given(text=_ipv6_text(), prefix=st.integers(0, 128))
+def test_ipv6_truncation_equals_ipaddress(text: str, prefix: int) -> None:
+    """The inet_pton/inet_ntop path spells every network as `ipaddress` does, or steps aside."""
+    from loglake.writer.transforms import ColumnTransform, truncate_ip
+
+    t = ColumnTransform("client_ip", "truncate_ip", {"ipv6_prefix": prefix})
+    assert t._one(text) == truncate_ip(text, 24, prefix)
+
+
+def test_ipv6_truncation_takes_the_c_library_path() -> None:
+    """Client IPv6 addresses are mostly distinct: the fast path must really take them."""
+    from loglake.writer import transforms
+
+    assert transforms._NTOP_AGREES
+    assert transforms._truncate_v6("2001:db8:85a3:8d3:1319:8a2e:370:7348", 48) == "2001:db8:85a3::"
+    assert transforms._truncate_v6("::ffff:1.2.3.4", 128) is None  # ntop would spell it ::ffff:1.2.3.4
