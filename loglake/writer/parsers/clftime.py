@@ -78,17 +78,24 @@ def utc_times(np: Any, stamp: Any) -> tuple[Any, Any]:
     zone_h, zone_m = num(23, 24), num(25, 26)
     sign_byte = stamp[:, _AT + 22]
     utc = (sign_byte == 43) & (zone_h == 0) & (zone_m == 0)
-    if utc.all():
-        # Every time is already UTC: the ISO form is the same digits, reordered.
-        ok &= year >= 1970
-        return _reordered(np, stamp, month), ok
-    ok &= (zone_h <= 23) & (zone_m <= 59)  # `+9000` is no zone (Python's %z agrees)
-    sign = np.where(sign_byte == 45, -1, 1).astype(np.int64)
-    secs = _days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64)) * 86400
-    secs += hour * 3600 + minute * 60 + second - sign * (zone_h * 3600 + zone_m * 60)
-    ok &= (secs >= 0) & (secs < _END)
-    secs = np.where(ok, secs, 0)
-    return _format(np, secs), ok
+    # A UTC time's ISO form is the same digits, reordered; only the other zones need arithmetic,
+    # and only on their own rows (one zoned probe must not make a whole block pay for it).
+    iso = _reordered(np, stamp, month)
+    ok &= ~utc | (year >= 1970)
+    zoned = np.flatnonzero(ok & ~utc)
+    if len(zoned):
+        zone_h, zone_m, sign_byte = zone_h[zoned], zone_m[zoned], sign_byte[zoned]
+        good = (zone_h <= 23) & (zone_m <= 59)  # `+9000` is no zone (Python's %z agrees)
+        sign = np.where(sign_byte == 45, -1, 1).astype(np.int64)
+        days = _days_from_civil(*(v[zoned].astype(np.int64) for v in (year, month, day)))
+        secs = days * 86400 + hour[zoned] * 3600 + minute[zoned] * 60 + second[zoned]
+        secs -= sign * (zone_h * 3600 + zone_m * 60)
+        good &= (secs >= 0) & (secs < _END)
+        ok[zoned] = good
+        iso[zoned] = _format(np, np.where(good, secs, 0))
+    if not ok.all():
+        iso[~ok] = np.frombuffer(b"1970-01-01T00:00:00Z", np.uint8)  # ASCII, whatever the bytes were
+    return iso, ok
 
 
 #: `-MM-` of month m as a little-endian word.
