@@ -45,13 +45,18 @@ _REQUEST_RX = r"^(?P<method>[A-Z][A-Z0-9_-]*) (?P<path>[^ ]+)(?: (?P<protocol>HT
 #: (`a*(?:\\.a*)*`, not `(?:a|\\.)*`): the same matches, but Python's engine takes the plain runs
 #: at once instead of one alternation per character, 2.5x faster on long escaped probes.
 _Q = r'"([^"\\]*(?:\\.[^"\\]*)*)'
+#: `_Q` for a value a quote must follow (request, referer): possessive, as it can end nowhere but at
+#: its first unescaped quote (from the left, a backslash and the byte after it are one unit, so no
+#: shorter match is followed by a quote). The same matches; without the backtracking state `re`
+#: keeps for each escape (a probe of `\xHH` runs: 7.4 -> 5.6 us a line).
+_QP = r'"([^"\\]*+(?:\\.[^"\\]*+)*+)'
 _SLOW = {
     "combined": re.compile(
-        r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)'
+        r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _QP + r'" (\S+) (\S+)'
         # The last quote may be missing when a server truncated the line (seen in real logs).
-        r"(?: " + _Q + r'" ' + _Q + r'"?)?(?: .*)?$'
+        r"(?: " + _QP + r'" ' + _Q + r'"?)?(?: .*)?$'
     ),
-    "common": re.compile(r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _Q + r'" (\S+) (\S+)(?: .*)?$'),
+    "common": re.compile(r"^(\S+) (\S+) (\S+) \[([^\]]*)\] " + _QP + r'" (\S+) (\S+)(?: .*)?$'),
 }
 _STR_NULL = pa.scalar(None, pa.string())
 #: Whitespace other than the space, in UTF-8 (tab and the other ASCII controls Python's `\S`
