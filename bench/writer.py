@@ -45,7 +45,11 @@ def real_log(lines: int) -> Path:
     path = CACHE / f"real-x{reps}.log"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(sample * reps)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:  # one copy at a time: see adversarial_log on peak RSS
+            for _ in range(reps):
+                out.write(sample)
+        tmp.rename(path)
     return path
 
 
