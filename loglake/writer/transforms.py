@@ -181,10 +181,11 @@ def truncate_ip(value: str, v4: int, v6: int) -> str | None:
 
 
 def _truncate_v6(value: str, prefix: int) -> str | None:
-    """`truncate_ip` of an IPv6 address through the C library's `inet_pton`/`inet_ntop`: ~1 us
-    against ~25 us for `ipaddress`, and client IPv6 addresses are mostly distinct, so no cache
-    helps. None where the two could differ: a scope (`%eth0`), text `inet_pton` refuses, or a
-    network in `::/80`, which `inet_ntop` spells with a dotted IPv4 tail (`::ffff:1.2.3.4`)."""
+    """`truncate_ip` of an IPv6 address through the C library's `inet_pton`/`inet_ntop`: 6 us a
+    distinct value through `apply`, against 52 us with `ipaddress`, and client IPv6 addresses are
+    mostly distinct, so no cache helps. None where the two could differ: a scope (`%eth0`), text
+    `inet_pton` refuses, or a network in `::/80`, which `inet_ntop` spells with a dotted IPv4 tail
+    (`::ffff:1.2.3.4`)."""
     if "%" in value:
         return None
     try:
@@ -204,7 +205,7 @@ def _ntop_agrees() -> bool:
     cases = ("1:0:0:2:0:0:0:3", "1:0:0:2:0:0:3:4", "1:0:2:3:4:5:6:7", "ABCD:EF01::", "2001:db8:0:0:1:0:0:1")
     try:
         return all(_truncate_v6(c, 128) == str(ipaddress.ip_address(c)) for c in cases)
-    except OSError:  # no IPv6 support in this socket module
+    except (OSError, AttributeError):  # no IPv6 support in this socket module
         return False
 
 
