@@ -186,6 +186,28 @@ def test_many_odd_requests_with_probes_and_garbage_cut_alike() -> None:
     _assert_per_line_agrees(parser, lines, rows, rejects)
 
 
+def test_many_rejects_and_few_demoted_rows_are_spliced_in_order() -> None:
+    """200 lines of garbage (rejected whole, so no row to insert) among real lines, a few of which
+    the block path leaves (an nginx `\\xHH` escape: the per-line parser's): the rows are spliced
+    around the few (several chunks, no `take` of the block), in line order, and agree."""
+    real = _sample(ELASTIC)[:900]
+    lines = []
+    for k, line in enumerate(real):
+        if k % 100 == 7:
+            line = line.replace(b'" ', b'\\x01" ', 1)  # in the request: the per-line parser's
+        lines.append(line)
+        if k % 9 == 0:
+            lines.append(b"garbage %d that is no log line" % k)
+            lines.append(b'garbage with a quote" %d' % k)
+    _, rows, rejects = _cut_alike(lines)
+    assert len(rejects) >= 200 and len(rows) == 900
+    parser = ClfParser("combined", ALL)
+    table = parser.parse_block(b"\n".join(lines) + b"\n", 1 << 20)[0].table
+    assert table.column("_line").num_chunks > 1  # spliced
+    assert table.column("_line").to_pylist() == sorted(rows)
+    assert sum("\\x01" in r["request"] for r in rows.values()) == 9
+
+
 @pytest.mark.parametrize("longest", [32, 33])
 def test_heads_of_every_length_near_the_window_cut_alike(longest: int) -> None:
     """`ip ident user ` of 6 to `longest` bytes, with empty tokens, doubled and missing spaces: up

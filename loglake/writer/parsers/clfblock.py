@@ -270,8 +270,9 @@ def _read_pieces(data: bytes, pieces: int, escapes: bool) -> tuple[pa.Table, lis
     ) if table.num_rows else table, invalid
 
 
-#: Up to this many lines of other shapes per block are parsed one by one and spliced in between
-#: zero-copy slices of the block's table; more go through `ClfParser.parse` and one `take`.
+#: Up to this many lines of the other combined shape are left to the per-line paths (`_other_shape`);
+#: up to this many rows dropped from the block's table or inserted into it are spliced in between
+#: zero-copy slices of it (`_splice`); more are merged by one `take`.
 _FEW = 64
 #: The line-array path costs ~3.5 ms a call plus ~0.3 us a line, the per-line parser ~9 us a plain
 #: line (and 1-2 us for garbage it rejects at once): it takes more than this many lines.
@@ -303,7 +304,9 @@ def _with_demoted(
         table.schema,
     )
     rejects = [(int(lines[i]), reason) for i, reason in local]
-    if len(lines) <= _FEW and other is None:
+    # What the splice costs is the rows it drops and inserts: garbage, rejected whole, inserts none
+    # (a scan of bad lines would otherwise pay a `take` of every column of the block).
+    if len(demoted) + sub_table.num_rows <= _FEW and other is None:
         return ParseResult(_splice(np, table, demoted, line_of, sub_table), rejects)
     kept = np.flatnonzero(cut.ok)
     others = [sub_table] if other is None else [sub_table, cast_table(other.table, table.schema)]
