@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from loglake.rollover.convert import read_segment
+
+#: Examples per property test: CI runs this many, derandomized; raise it locally.
+EXAMPLES = int(os.environ.get("LOGLAKE_HYPOTHESIS_EXAMPLES", "150"))
 
 
 def spool_rows(data_dir: Path, table: str = "access_log", include_done: bool = True) -> list[dict[str, Any]]:

@@ -19,9 +19,8 @@ from loglake.config import CatalogConfig, Config, RolloverConfig, StorageConfig,
 from loglake.errors import ConfigError, UsageError
 from loglake.queries import load_report, render_report
 from loglake.queries.runner import parse_when
-from tests.helpers import dead_letters, spool_rows
+from tests.helpers import EXAMPLES, dead_letters, spool_rows
 
-EXAMPLES = int(os.environ.get("LOGLAKE_HYPOTHESIS_EXAMPLES", "150"))
 FIXED = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 GOOD = b'1.2.3.4 - bob [17/May/2015:10:05:03 +0000] "GET /x HTTP/1.1" 200 12 "-" "UA"'

@@ -15,6 +15,7 @@ from loglake.writer.parsers import clfblock, load_parser
 from loglake.writer.parsers.clf import ClfParser
 from loglake.writer.parsers.clf import space_like as clf_space_like
 from tests.conftest import CROWDSEC, ELASTIC, real_file
+from tests.helpers import EXAMPLES
 
 ALL = [*DEFAULT_COLUMNS, "request"]
 #: Bytes that matter to some check of the block path: delimiters, escapes, digits at fixed offsets,
@@ -111,7 +112,7 @@ def test_block_path_takes_clean_blocks_and_leaves_the_rest() -> None:
     assert parser.parse_block(head, 50) is None  # type: ignore[attr-defined]  # over-long: split_lines says so
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(st.integers(0, 9_999), st.integers(0, 400), st.sampled_from(DAMAGE), st.booleans()),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from loglake.config import load_config
 from loglake.generate import write_log
 from loglake.writer.geo import GeoLookup
 from tests.conftest import ELASTIC, REPO, real_file, run_cli
-from tests.helpers import spool_rows
+from tests.helpers import EXAMPLES, spool_rows
 
 PII = str(REPO / "examples" / "pii.toml")
 KEY = {"LOGLAKE_PII_KEY": "k" * 32}
@@ -222,7 +221,6 @@ def test_vectorized_truncation_equals_ipaddress(prefix: int) -> None:
     assert got == [None if v is None else t._one(v) for v in values]
 
 
-EXAMPLES = int(os.environ.get("LOGLAKE_HYPOTHESIS_EXAMPLES", "150"))
 _GROUP = st.one_of(st.just(0), st.just(0xFFFF), st.integers(0, 15), st.integers(0, 0xFFFF))
 
 
