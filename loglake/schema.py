@@ -29,6 +29,8 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     "host": pa.string(),
     "location": pa.string(),
     "request_time": pa.float64(),
+    # The X-Forwarded-For chain as logged (nginx `$http_x_forwarded_for`): the client behind a proxy.
+    "forwarded_for": pa.string(),
     # Derived from client_ip by the writer (writer/geo.py), before any transform touches the IP.
     "country": pa.string(),
     "city": pa.string(),

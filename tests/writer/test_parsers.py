@@ -279,6 +279,32 @@ def test_nginx_log_format() -> None:
     }
 
 
+def test_nginx_combined_with_trailing_columns_reads_them() -> None:
+    """The combined fields followed by variables that are columns must not take the combined fast
+    path, which skips trailing fields; followed by variables that are not, they may."""
+    std = (
+        '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+        '"$http_referer" "$http_user_agent"'
+    )
+    extended = std + ' $request_time "$http_x_forwarded_for" "$host"'
+    line = (
+        '10.0.0.9 - bob [17/May/2015:10:05:03 +0000] "POST /login HTTP/1.1" 200 3 "-" "curl/8" 0.004 '
+        '"198.51.100.7, 10.0.0.1" "shop.example"'
+    )
+    cols = ["ts", "username", "method", "path", "request_time", "forwarded_for", "host"]
+    assert one(line, "nginx", log_format=extended, columns=cols) == {
+        "ts": "2015-05-17T10:05:03Z",
+        "username": "bob",
+        "method": "POST",
+        "path": "/login",
+        "request_time": 0.004,
+        "forwarded_for": "198.51.100.7, 10.0.0.1",
+        "host": "shop.example",
+    }
+    unknown_only = std + ' "$http_x_request_id"'
+    assert isinstance(load_parser(WriterConfig(format="nginx", log_format=unknown_only), ALL), ClfParser)
+
+
 def test_unescape_keeps_binary_escaped() -> None:
     assert unescape(r"\x16\x03\x01") == r"\x16\x03\x01"
     assert unescape(r"Gh0st\xAD\x00") == r"Gh0st\xAD\x00"

@@ -26,11 +26,14 @@ NGINX_VARIABLES: dict[str, str] = {
     "http_host": "host",
     "server_name": "host",
     "request_time": "request_time",
+    "http_x_forwarded_for": "forwarded_for",
 }
 
 _COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
 )
+#: What the combined fields give (method, path and protocol come from the request).
+_COMBINED_COLUMNS = {"client_ip", "username", "ts", "request", "status", "bytes", "referer", "user_agent"}
 _COMMON = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent'
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -42,8 +45,12 @@ def nginx_pattern(log_format: str) -> tuple[str, str | None]:
     non-spaces; `$time_local` runs to its closing bracket.
     """
     fmt = " ".join(log_format.split())
+    # Trailing variables after the combined fields are skipped by the vectorized parser, which is
+    # right only while none of them is a column: `... "$http_user_agent" $request_time` needs the regex.
     if fmt.startswith(_COMBINED):
-        return "", "combined"
+        trailing = {NGINX_VARIABLES.get(m.group(1) or m.group(2)) for m in _VAR.finditer(fmt[len(_COMBINED) :])}
+        if not trailing - {None, *_COMBINED_COLUMNS}:
+            return "", "combined"
     if fmt == _COMMON:
         return "", "common"
     parts: list[str] = []
