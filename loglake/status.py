@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loglake.config import Config
+from loglake.faults import fault_warning
 from loglake.fsutil import read_json
 from loglake.rollover.segments import FAILED, stray_folders
 from loglake.storage import open_lake
@@ -67,6 +68,7 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
         "lake": cfg.lake_url,
         "catalog": cfg.catalog.type,
         "profile": effective(cfg),
+        "warnings": [w for w in (fault_warning(),) if w],
     }
     open_n, open_b = _files(spool, "*/*.csv.open")
     closed_n, closed_b = _files(spool, "[!_]*/*.csv")
@@ -209,6 +211,8 @@ def render_status(st: dict[str, Any]) -> None:
     console.print(
         f"[bold]data[/bold] {st['data_dir']}  [bold]lake[/bold] {st['lake']}  [bold]catalog[/bold] {st['catalog']}"
     )
+    for warning in st.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     prof = st.get("profile", {})
     console.print("profile: " + " ".join(f"{k}={v}" for k, v in prof.items()))
     console.print(

@@ -60,6 +60,10 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGLAKE_") or k in secrets}
     env.update({"LOGLAKE_DATA_DIR": str(data_dir), "LOGLAKE_HOST_ID": "test", "COLUMNS": "200"})
     env.update(extra)
+    if "LOGLAKE_FAULT" in extra:  # a crash test: arm the fault (loglake/faults.py)
+        from loglake.faults import ARMED_ENV, ARMED_VALUE
+
+        env[ARMED_ENV] = ARMED_VALUE
     return env
 
 

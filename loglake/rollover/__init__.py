@@ -8,8 +8,6 @@ finished by the next run without a duplicate or a lost row.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,15 +20,12 @@ from loglake.catalog import Catalog, load_catalog
 from loglake.catalog.base import Partition
 from loglake.config import Config
 from loglake.errors import LoglakeError, SegmentError
+from loglake.faults import FAULT_ENV, fault_point
 from loglake.fsutil import atomic_write_json
 from loglake.rollover.compact import partition_lock, target_folder
 from loglake.rollover.convert import PartitionFile, read_segment, write_partitions
 from loglake.rollover.segments import Claim, Segment, closed_segments, park_failed, retire
 from loglake.storage import open_lake
-
-#: Fault injection for crash tests: `LOGLAKE_FAULT=<step>` kills the process (SIGKILL) right after
-#: that step of the first segment. Steps: written, registered, retired.
-FAULT_ENV = "LOGLAKE_FAULT"
 
 
 class InjectedFault(Exception):
@@ -52,10 +47,11 @@ class RolloverReport:
 
 
 def _fault(step: str, fail_after: str | None) -> None:
+    """Steps written, registered, retired of a segment: `fail_after` raises (in-process tests),
+    `LOGLAKE_FAULT` kills (subprocess crash tests, only when armed: loglake/faults.py)."""
     if fail_after == step:
         raise InjectedFault(step)
-    if os.environ.get(FAULT_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+    fault_point(step)
 
 
 def run_rollover(

@@ -36,6 +36,7 @@ from typing import Any
 
 from loglake.catalog.base import Catalog, Partition
 from loglake.config import Config
+from loglake.faults import fault_point
 from loglake.storage import Lake
 
 RECORD = "_compaction.json"
@@ -191,11 +192,8 @@ def _merge(
 
 
 def _fault(step: str) -> None:
-    """Crash tests: `LOGLAKE_FAULT=<step>` kills the process right after that step."""
-    if os.environ.get("LOGLAKE_FAULT") == step:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Crash tests (loglake/faults.py): a kill right after `step`, only when the tests armed it."""
+    fault_point(step)
 
 
 def _switch(cfg: Config, lake: Lake, catalog: Catalog, table: str, p: Partition, record: dict[str, Any]) -> None:
