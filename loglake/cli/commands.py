@@ -388,6 +388,8 @@ def dead_letter_show(
             rec = _json.loads(text)
             if "line_enc" in rec:
                 sealer = sealer or Sealer(load_key(cfg.pii))
+                if "reason_enc" in rec:
+                    rec["reason"] = sealer.open(rec.pop("reason_enc"), "_dead_letter_reason").decode("utf-8")
                 raw = sealer.open(rec.pop("line_enc"), "_dead_letter")
                 try:
                     rec["line"] = raw.decode("utf-8")

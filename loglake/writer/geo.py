@@ -41,7 +41,13 @@ class GeoLookup:
         self.asn = _open_mmdb(cfg.asn_mmdb, "geoip.asn_mmdb") if cfg.asn_mmdb else None
 
     def apply(self, table: pa.Table) -> pa.Table:
-        if not self.wanted or table.num_rows == 0:
+        """`table` with the wanted columns appended, also when it has no rows (a block of only bad
+        lines): every table downstream selects its columns from it."""
+        if not self.wanted:
+            return table
+        if table.num_rows == 0:
+            for col in self.wanted:
+                table = table.append_column(col, pa.array([], FIELD_TYPES[col]))
             return table
         encoded = pc.dictionary_encode(table["client_ip"].combine_chunks())
         distinct = encoded.dictionary.to_pylist()

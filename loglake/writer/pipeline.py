@@ -21,7 +21,7 @@ from loglake.writer.kernels import pc
 from loglake.writer.lines import Chunk, parse_chunk
 from loglake.writer.parsers import Parser, load_parser
 from loglake.writer.recovery import recover_spool
-from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo
+from loglake.writer.segments import BATCHES, Batch, DeadLetter, SourceInfo, reason_check
 from loglake.writer.siblings import continued_elsewhere, mark_history, unread_siblings
 from loglake.writer.tail import FileTail
 from loglake.writer.transforms import Sealer, TableTransforms, key_id, load_key, needs_key
@@ -130,7 +130,8 @@ class Writer:
         self, batch: Batch, chunk: Chunk, parser: Parser | None = None, routers: list[TableRouter] | None = None
     ) -> list[tuple[int, str]]:
         """Parse one chunk into `batch` (with `parser`, default the configured one); returns the
-        rejected lines as (index in chunk, reason). Under disk pressure the batch is aborted and
+        rejected lines as (index in chunk, reason), the reason only its check when dead letters are
+        encrypted (its detail is sealed with the line). Under disk pressure the batch is aborted and
         _Pressure raised."""
         try:
             return self._process(batch, chunk, parser or self.parser, self.routers if routers is None else routers)
@@ -181,6 +182,8 @@ class Writer:
         batch.lines_read += count
         batch.end_offset = chunk.end_offset
         batch.end_line = chunk.start_line + count - 1
+        if self.sealer is not None:  # the callers' summaries (manifests, HTTP answers) are in clear
+            return [(i, reason_check(why)) for i, why in rejects]
         return rejects
 
     def seal(self, batch: Batch) -> dict[str, Any] | None:

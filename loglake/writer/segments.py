@@ -60,6 +60,12 @@ class SourceInfo:
         return dict(self.__dict__)
 
 
+def reason_check(reason: str) -> str:
+    """The check a reason names (`invalid_time` of `invalid_time: 'x'`): what metrics count, and all
+    of a reason kept in clear when dead letters are encrypted, as its detail may quote the value."""
+    return reason.split(":", 1)[0]
+
+
 @dataclass
 class DeadLetter:
     """One rejected line with enough context to find it in the source and replay it."""
@@ -202,7 +208,7 @@ class Batch:
         self._wait()
         self.dead_lettered += len(records)
         for r in records:
-            reason = r.reason.split(":", 1)[0]
+            reason = reason_check(r.reason)
             self.reasons[reason] = self.reasons.get(reason, 0) + 1
         self._inflight = _EXECUTOR.submit(self._dead_sync, ("\n".join(out) + "\n").encode("utf-8"))
 
@@ -219,8 +225,11 @@ class Batch:
         if r.length > len(raw) or len(raw) > limit:  # bounded: the first max_line_bytes bytes
             rec["length"], rec["truncated"] = max(r.length, len(raw)), True
             raw = raw[:limit]
-        if self.sealer is not None:  # the raw line may hold personal data
+        if self.sealer is not None:  # the raw line may hold personal data, and so may the reason's detail
             rec["line_enc"] = self.sealer.seal(raw, "_dead_letter")
+            rec["reason"] = reason_check(r.reason)
+            if rec["reason"] != r.reason:
+                rec["reason_enc"] = self.sealer.seal(r.reason.encode(), "_dead_letter_reason")
             return json.dumps(rec, ensure_ascii=False)
         try:
             rec["line"] = raw.decode("utf-8")

@@ -25,6 +25,18 @@ def _lookup(obj: dict[str, Any], dotted: str) -> Any:
     return cur
 
 
+def _utf8(value: Any) -> bool:
+    """Whether a row value can be stored: JSON's `\\ud800` escape decodes to a lone surrogate,
+    which is no Unicode text (Arrow, like UTF-8, refuses it)."""
+    if not isinstance(value, str) or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class JsonParser:
     """Maps JSON keys to columns; by default each column is read from the key of the same name."""
 
@@ -42,8 +54,12 @@ class JsonParser:
     def parse_line(self, text: str) -> tuple[dict[str, Any] | None, str]:
         try:
             obj = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as e:
+        except json.JSONDecodeError as e:
             return None, f"invalid_json: {e}"
+        except RecursionError:
+            return None, "invalid_json: nested too deeply"
+        except ValueError:  # an integer of more than 4,300 digits (sys.get_int_max_str_digits)
+            return None, "invalid_json: a number too long to convert"
         if not isinstance(obj, dict):
             return None, f"invalid_json: expected an object, got {type(obj).__name__}"
         raw = {c: _lookup(obj, self.mapping[c]) for c in PARSED_TYPES}
@@ -55,6 +71,8 @@ class JsonParser:
         row, reason = typed_row(raw, self.time_format, self.tz)
         if row is None:
             return None, reason
+        if "\\u" in text and not all(_utf8(v) for v in row.values()):
+            return None, "invalid_json: a lone surrogate escape (\\uD800-\\uDFFF) in a value"
         if row.get("request") and not any(row.get(k) for k in ("method", "path", "protocol")):
             row["method"], row["path"], row["protocol"] = split_request(row["request"])
         return {c: row.get(c) for c in self.needed}, ""

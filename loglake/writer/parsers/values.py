@@ -6,6 +6,7 @@ lines through both.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -91,13 +92,17 @@ def zone(name: str) -> tzinfo:
     return UTC if name == "UTC" else ZoneInfo(name)
 
 
+#: Epoch seconds or milliseconds as text, in ASCII digits (`\d` would take other scripts' digits).
+_EPOCH = re.compile(r"[0-9]{9,13}(?:\.[0-9]+)?")
+
+
 def any_time_to_iso(value: Any, fmt: str = "", tz: tzinfo = UTC) -> str | None:
     """Parse a time from JSON/regex sources: `fmt` if given, else epoch seconds/ms, ISO 8601 or CLF.
     A time without an offset is in `tz` (`writer.timezone`, UTC by default)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value)):
+        if isinstance(value, (int, float)) or (isinstance(value, str) and _EPOCH.fullmatch(value)):
             num = float(value)
             if num > 1e11:  # milliseconds
                 num /= 1000.0
@@ -146,7 +151,7 @@ def typed_row(raw: dict[str, Any], time_format: str = "", tz: tzinfo = UTC) -> t
         if key == "ts":
             iso = any_time_to_iso(value, time_format, tz)
             if iso is None:
-                return None, f"invalid_time: {str(value)[:64]!r}"
+                return None, f"invalid_time: {shown(value, 64)}"
             row[key] = iso
         elif key in ("status", "bytes"):
             num, reason = _integer(value, key)
@@ -154,10 +159,10 @@ def typed_row(raw: dict[str, Any], time_format: str = "", tz: tzinfo = UTC) -> t
                 return None, reason
             row[key] = num
         elif key == "request_time":
-            try:
-                row[key] = float(value)
-            except (TypeError, ValueError):
-                return None, f"invalid_request_time: {str(value)[:32]!r}"
+            seconds = _seconds(value)
+            if seconds is None:
+                return None, f"invalid_request_time: {shown(value)}"
+            row[key] = seconds
         else:
             row[key] = unescape(value) if isinstance(value, str) else str(value)
     if row.get("ts") is None and "ts" in raw:
@@ -171,21 +176,54 @@ def _text(value: str | None) -> str | None:
     return value if "\\" not in value else unescape(value)  # no call for the usual value
 
 
+#: More digits than any status or int64 `bytes` has: a longer run is rejected by its length, before
+#: `int` sees it (which refuses more than 4,300 digits with a ValueError, and is quadratic before).
+_MAX_DIGITS = 19
+
+
 def _integer(value: Any, name: str) -> tuple[int | None, str]:
-    """A status or bytes value (`name`) as its number: (number, "") or (None, reason). ASCII digits,
-    the usual value, are what `int` takes without a try."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    """A status or bytes value (`name`) as its number: (number, "") or (None, reason). Text must be
+    ASCII digits, what a server writes and the vectorized paths accept (`int` would also take
+    `+1`, `1_000`, ` 1 ` and other scripts' digits); a JSON number must be integral and finite
+    (`200.0` is 200; `1.5`, NaN, `1e400` are invalid)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            return None, f"invalid_{name}: {shown(value)}"
+        if len(value) > _MAX_DIGITS:
+            return None, f"invalid_{name}: {len(value)} digits"
+        num = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        num = value
+    elif isinstance(value, float) and value.is_integer():
         num = int(value)
     else:
-        try:
-            num = int(value) if not isinstance(value, bool) else -1
-        except (TypeError, ValueError):
-            return None, f"invalid_{name}: {str(value)[:32]!r}"
+        return None, f"invalid_{name}: {shown(value)}"
     if name == "status" and not 100 <= num <= 599:
-        return None, f"status_out_of_range: {num}"
+        return None, f"status_out_of_range: {shown(num)}"
     if name == "bytes" and not 0 <= num < 2**63:
-        return None, f"invalid_bytes: {num}"
+        return None, f"invalid_bytes: {shown(num)}"
     return num, ""
+
+
+def _seconds(value: Any) -> float | None:
+    """A request time in seconds, or None: finite (NaN and infinities are no duration), and no
+    bool (JSON's `true` is not 1 second)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        num = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
+        return None
+    return num if math.isfinite(num) else None
+
+
+def shown(value: Any, limit: int = 32) -> str:
+    """A bounded spelling of a rejected value for its reason: its first `limit` characters quoted,
+    or the size of an integer too long to be worth printing (`str` of one over 4,300 digits
+    raises)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit integer"
+    return repr(str(value)[:limit])
 
 
 def clf_typed(g: tuple[str | None, ...], combined: bool) -> tuple[dict[str, Any] | None, str]:
