@@ -213,10 +213,10 @@ def test_follow_keeps_running_past_a_5000_digit_bytes_line(tmp_path: Path, data_
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(lambda: len(spool_rows(data_dir)) == 10)
+        _wait_for(lambda: len(spool_rows(data_dir)) == 10, timeout=90)
         _append(log, [_clf(size=LONG).encode(), _clf(status=LONG).encode()])
         _append(log, [_clf(size=str(i)).encode() for i in range(10, 20)])
-        _wait_for(lambda: len(spool_rows(data_dir)) == 20 or proc.poll() is not None)
+        _wait_for(lambda: len(spool_rows(data_dir)) == 20 or proc.poll() is not None, timeout=90)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     finally:
         proc.send_signal(signal.SIGTERM)
