@@ -104,6 +104,7 @@ class StorageConfig:
     profile: str = ""
     sse: str = ""  # S3 server-side encryption: "" | "AES256" | "aws:kms"
     sse_kms_key_id: str = ""  # with sse = "aws:kms": the key id or ARN (not a secret)
+    group_readable: bool = False  # local lake + catalog files 0640 in 0750 folders (else 0600/0700)
 
 
 @dataclass(frozen=True)

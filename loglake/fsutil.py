@@ -18,35 +18,74 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: Modes of what loglake creates under the data dir. Without transforms the lake and the catalog hold
+#: raw user names and client IPs too, so nothing is for everyone; `storage.group_readable` opens the
+#: lake and the catalog (never spool, dead letters or state) to the owner's group, for teams.
+FILE_MODE, DIR_MODE = 0o600, 0o700
+GROUP_FILE_MODE, GROUP_DIR_MODE = 0o640, 0o750
+
+
+def shared_modes(group_readable: bool) -> tuple[int, int]:
+    """(file mode, folder mode) for the lake and the catalog."""
+    return (GROUP_FILE_MODE, GROUP_DIR_MODE) if group_readable else (FILE_MODE, DIR_MODE)
+
+
+def restrict_umask(group_readable: bool) -> None:
+    """Called once by the CLI: what DuckDB, SQLite and fsspec create for loglake (a DuckDB WAL, a
+    copied Parquet file) gets no bits for others either, whatever the user's umask."""
+    os.umask(0o027 if group_readable else 0o077)
+
+
+def _create_missing(path: Path, mode: int) -> list[Path]:
+    """mkdir -p giving each folder it creates `mode` (never touching one that existed); returns them."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=mode)
+        os.chmod(d, mode)  # mkdir's mode is cut by the umask
+    return missing
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by its owner only: spool, dead letters and state hold
     raw log lines, which may carry personal data."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):  # parents we create are ours too (`spool/` under `data_dir/`)
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-        os.chmod(d, 0o700)  # mkdir's mode is cut by the umask
+    _create_missing(path, DIR_MODE)  # parents we create are ours too (`spool/` under `data_dir/`)
     if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o700)
+        os.chmod(path, DIR_MODE)
     return path
 
 
-def make_dirs_durably(path: Path) -> list[Path]:
-    """mkdir -p; returns the parents whose entries changed (to fsync after the file inside is written)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    path.mkdir(parents=True, exist_ok=True)
-    return [m.parent for m in missing]
+def touch_private(path: Path) -> None:
+    """Create (0600, in a private folder) or touch a marker file, such as a "last done at" stamp."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    os.utime(path)
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, mode: int = 0o600) -> None:
+def create_file(path: Path, mode: int) -> bool:
+    """Create `path` empty with exactly `mode` (True), or leave an existing one alone (False)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return True
+
+
+def make_dirs_durably(path: Path, mode: int = DIR_MODE) -> list[Path]:
+    """mkdir -p (new folders get `mode`); returns the parents whose entries changed (to fsync after
+    the file inside is written)."""
+    return [m.parent for m in _create_missing(path, mode)]
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, mode: int = FILE_MODE) -> None:
     """Write via temp file + fsync + rename, so readers see the old or the new file, never half.
 
     The temporary name `.<name>.<pid>.tmp` is skipped by every reader: hidden for Trino and Hive,
@@ -55,6 +94,8 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, mode: int 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        if mode & ~FILE_MODE:
+            os.fchmod(fd, mode)  # a group mode, which the umask may have cut
         with open(fd, "wb") as f:
             f.write(data)
             f.flush()

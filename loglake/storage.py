@@ -15,16 +15,27 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_bytes, fsync_dir, make_dirs_durably, sweep_dead_temps
+from loglake.fsutil import (
+    DIR_MODE,
+    FILE_MODE,
+    atomic_write_bytes,
+    fsync_dir,
+    make_dirs_durably,
+    shared_modes,
+    sweep_dead_temps,
+)
 
 
 @dataclass
 class Lake:
-    """An fsspec filesystem plus the lake root (without protocol) and its URL (with it)."""
+    """An fsspec filesystem plus the lake root (without protocol) and its URL (with it), and the
+    modes of the files and folders it creates on a local disk (S3 has none)."""
 
     fs: fsspec.AbstractFileSystem
     root: str
     url: str
+    file_mode: int = FILE_MODE
+    dir_mode: int = DIR_MODE
 
     @property
     def is_local(self) -> bool:
@@ -47,10 +58,10 @@ class Lake:
         """
         if self.is_local:
             target = Path(path)
-            made = make_dirs_durably(target.parent)
+            made = make_dirs_durably(target.parent, self.dir_mode)
             if not made:
                 sweep_dead_temps(target.parent)
-            atomic_write_bytes(target, data, mode=0o644)  # lake files are for every reader
+            atomic_write_bytes(target, data, mode=self.file_mode)
             for d in made:  # new dt=/hour= folders survive a power loss before the catalog sees them
                 fsync_dir(d)
         else:
@@ -88,4 +99,5 @@ def open_lake(cfg: Config) -> Lake:
         fs = s3fs.S3FileSystem(**s3_options(cfg))
         return Lake(fs, url[len("s3://") :].rstrip("/"), url.rstrip("/"))
     path = url[len("file://") :] if url.startswith("file://") else url
-    return Lake(LocalFileSystem(), os.path.abspath(path), os.path.abspath(path))
+    root = os.path.abspath(path)
+    return Lake(LocalFileSystem(), root, root, *shared_modes(cfg.storage.group_readable))

@@ -22,6 +22,7 @@ from loglake.catalog.meta import MetaStore, PartitionMeta, TableMeta
 from loglake.catalog.prune import DayRange, day_range
 from loglake.config import Config
 from loglake.errors import CatalogError, QueryError
+from loglake.fsutil import FILE_MODE, shared_modes
 from loglake.schema import quote_identifier, quote_literal, sql_columns
 
 if TYPE_CHECKING:
@@ -35,10 +36,13 @@ class DuckDBCatalog:
 
     engine = "duckdb"
 
-    def __init__(self, path: Path, filesystem: Any = None, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, filesystem: Any = None, busy_timeout: float = 30.0, file_mode: int = FILE_MODE
+    ) -> None:
         self.path = Path(path)
         self.filesystem = filesystem  # an fsspec filesystem for s3:// lakes (no httpfs download needed)
-        self.meta = MetaStore(self.path.with_suffix(".sqlite"), busy_timeout)
+        self.file_mode = file_mode  # of the catalog files it creates: they list raw values' files
+        self.meta = MetaStore(self.path.with_suffix(".sqlite"), busy_timeout, file_mode)
         self._imported = False
         self._dirty = False  # stored views behind the partition list: refreshed at close()
 
@@ -49,7 +53,7 @@ class DuckDBCatalog:
             from loglake.storage import open_lake
 
             fs = open_lake(cfg).fs
-        return cls(cfg.catalog_path, fs)
+        return cls(cfg.catalog_path, fs, file_mode=shared_modes(cfg.storage.group_readable)[0])
 
     # ---- Catalog protocol --------------------------------------------------------------------
     def ensure_table(self, table: str, columns: Sequence[str], location: str) -> None:
@@ -177,11 +181,14 @@ class DuckDBCatalog:
 
         Never waits: a user's open DuckDB shell must not stall rollover. The stored views list
         folders as globs (a user's DuckDB re-lists them per query); the next registration retries."""
+        new = not self.path.exists()
         try:
             con = duckdb.connect(str(self.path))
         except duckdb.Error:
             return False
         try:
+            if new:  # DuckDB refuses an empty file, so its mode is set once it made the file
+                self.path.chmod(self.file_mode)
             self._prepare(con)
             for t in self.meta.tables():
                 globs = [f"{_folder(t, m)}/*.parquet" for m in self.meta.partitions(t.name)]

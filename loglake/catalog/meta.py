@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loglake.catalog.base import Partition
 from loglake.errors import CatalogBusyError, CatalogError
+from loglake.fsutil import FILE_MODE, create_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tables (
@@ -48,12 +49,16 @@ class PartitionMeta:
 class MetaStore:
     """Tables, partitions and their locations; every call is one short transaction."""
 
-    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 30.0, file_mode: int = FILE_MODE) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        self.file_mode = file_mode
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created first with its mode (an empty file is an empty database): SQLite gives its WAL
+        # and shared-memory files the database's mode.
+        create_file(self.path, self.file_mode)
         try:
             con = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             con.execute("PRAGMA journal_mode = WAL")

@@ -33,7 +33,12 @@ ConfigOpt = Annotated[
 
 
 def config_from(path: Path | None) -> Config:
-    return load_config(path)
+    """The command's config; from here on, what it creates gets no bits for others (fsutil.py)."""
+    from loglake.fsutil import restrict_umask
+
+    cfg = load_config(path)
+    restrict_umask(cfg.storage.group_readable)
+    return cfg
 
 
 @app.command("check-config")

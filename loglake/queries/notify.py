@@ -21,7 +21,7 @@ from typing import Any
 
 from loglake.config import AlertingConfig, Config
 from loglake.errors import ConfigError
-from loglake.fsutil import atomic_write_json, read_json
+from loglake.fsutil import atomic_write_json, private_dir, read_json
 from loglake.queries.alerts import Verdict
 
 
@@ -96,7 +96,7 @@ class AlertState:
 
     def mark(self, event: dict[str, Any]) -> None:
         self.firing[event["rule"]] = event["state"] == "firing"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         atomic_write_json(self.path, {"firing": self.firing, "at": time.time()})
 
 

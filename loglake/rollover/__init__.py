@@ -21,7 +21,7 @@ from loglake.catalog.base import Partition
 from loglake.config import Config
 from loglake.errors import LoglakeError, SegmentError
 from loglake.faults import FAULT_ENV, fault_point
-from loglake.fsutil import atomic_write_json
+from loglake.fsutil import atomic_write_json, private_dir, touch_private
 from loglake.rollover.compact import partition_lock, target_folder
 from loglake.rollover.convert import PartitionFile, read_segment, write_partitions
 from loglake.rollover.segments import Claim, Segment, closed_segments, park_failed, retire
@@ -142,7 +142,7 @@ def run_rollover(
     _keep_state_bounded(cfg)
     report.seconds = time.monotonic() - started
     if report.segments or report.failed:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.state_dir)
         atomic_write_json(
             cfg.state_dir / "last_rollover.json",
             {"at": time.time(), "segments": report.segments, "rows": report.rows, "failed": report.failed},
@@ -161,8 +161,7 @@ def _keep_state_bounded(cfg: Config) -> None:
         if time.time() - stamp.stat().st_mtime < 3600:
             return
     prune_checkpoints(cfg, cfg.writer.state_retention)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    stamp.touch()
+    touch_private(stamp)
 
 
 def _file_metadata(cfg: Config, segment: Segment) -> dict[str, str]:

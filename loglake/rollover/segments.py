@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loglake.config import Config
-from loglake.fsutil import fsync_dir
+from loglake.fsutil import atomic_write_bytes, fsync_dir, private_dir
 from loglake.schema import validate_identifier
 
 DONE = "_done"
@@ -106,8 +106,7 @@ def retire(cfg: Config, segment: Segment) -> None:
     if cfg.rollover.retention == "delete":
         segment.path.unlink(missing_ok=True)
     else:
-        dest = cfg.spool_dir / DONE / segment.table
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = private_dir(cfg.spool_dir / DONE / segment.table)
         os.replace(segment.path, dest / segment.path.name)
         fsync_dir(dest)
     fsync_dir(segment.path.parent)
@@ -115,14 +114,13 @@ def retire(cfg: Config, segment: Segment) -> None:
 
 def park_failed(cfg: Config, segment: Segment, error: BaseException) -> Path:
     """Move a segment that cannot be converted to `_failed/` with the reason beside it."""
-    dest = cfg.spool_dir / FAILED / segment.table
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = private_dir(cfg.spool_dir / FAILED / segment.table)
     target = dest / segment.path.name
-    (dest / f"{segment.id}.error").write_text(
+    reason = (  # 0600 like the segment: the error may quote the raw value it choked on
         f"segment: {segment.path}\ntable: {segment.table}\nerror: {type(error).__name__}: {error}\n\n"
-        + "".join(traceback.format_exception(error)),
-        encoding="utf-8",
+        + "".join(traceback.format_exception(error))
     )
+    atomic_write_bytes(dest / f"{segment.id}.error", reason.encode("utf-8"), durable=False)
     os.replace(segment.path, target)
     fsync_dir(dest)
     return target

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_json, read_json
+from loglake.fsutil import atomic_write_json, read_json, touch_private
 from loglake.writer.segments import BATCHES
 
 LEDGER = "_ledger.json"
@@ -123,8 +123,7 @@ def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
         _delete(folder, absorbed)
         ledger["absorbed"] = []
         atomic_write_json(folder / LEDGER, ledger, durable=cfg.writer.fsync != "off")
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    stamp.touch()
+    touch_private(stamp)
     return len(absorbed)
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loglake.config import Config
-from loglake.fsutil import atomic_write_json, read_json, token_alive
+from loglake.fsutil import atomic_write_json, private_dir, read_json, token_alive
 from loglake.writer.identity import CheckpointStore, WriterLease
 from loglake.writer.segments import BATCHES, finish_renames
 
@@ -83,7 +83,7 @@ def _salvage(cfg: Config, intent: dict) -> dict:
                 os.fsync(f.fileno())
     if torn:
         dl = cfg.dead_letter_dir / f"{batch_id}.jsonl.open"
-        cfg.dead_letter_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.dead_letter_dir)
         with open(dl, "ab") as f:
             for piece in torn:
                 rec = {
