@@ -115,6 +115,7 @@ class TrinoCatalog:
                 schema=tc.schema,
                 request_timeout=tc.request_timeout,
                 source="loglake",
+                timezone="UTC",  # `ts` is UTC: a zoned literal compares to it as UTC, as on DuckDB
             )
         return self._conn
 

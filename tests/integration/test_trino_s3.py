@@ -16,6 +16,7 @@ from loglake.queries import list_reports, render_report
 from loglake.rollover import InjectedFault, run_rollover
 from loglake.writer import Writer
 from tests.conftest import ELASTIC, real_file, run_cli
+from tests.helpers import EXAMPLES
 from tests.integration.servers import make_jwt
 
 pytestmark = pytest.mark.trino
@@ -238,3 +239,47 @@ def test_alert_evaluates_on_trino(trino_env, data_dir: Path, tmp_path: Path) -> 
     verdicts = {v["rule"]: v for v in json.loads(out.stdout)}
     assert verdicts["site_down"]["firing"] and verdicts["site_down"]["rows"] == 40
     assert verdicts["site_down"]["value"] == 0.25 and not verdicts["stale"]["firing"]
+
+
+def test_pruning_never_changes_an_answer_on_trino(trino_env, data_dir: Path, tmp_path: Path) -> None:
+    """Trino prunes partitions itself: the same generated conditions as on DuckDB (in Trino's
+    syntax: typed literals, a zoned TIMESTAMP literal) give the same rows in WHERE as in the select
+    list, where nothing can be pruned. Few examples: each is two Trino queries."""
+    from hypothesis import given, settings
+
+    from loglake.config import load_config
+    from tests.catalog.time_conditions import conditions, pruned_sql, unpruned_sql, write_log
+
+    lines = write_log(tmp_path / "midnights.log")
+    for args in (["write", str(tmp_path / "midnights.log")], ["rollover"]):
+        proc = run_cli(args, data_dir, **trino_env)
+        assert proc.returncode == 0, proc.stderr
+    (tmp_path / "e.toml").write_text("")
+    catalog = load_catalog(load_config(tmp_path / "e.toml", environ=trino_env))
+    assert catalog.query("SELECT count(*) FROM access_log").rows == [(lines,)]
+
+    @settings(max_examples=min(EXAMPLES, 30), derandomize=True, deadline=None)
+    @given(conditions("trino"))
+    def check(cond: str) -> None:
+        assert catalog.query(pruned_sql(cond)).rows == catalog.query(unpruned_sql(cond)).rows, cond
+
+    try:
+        check()
+    finally:
+        catalog.close()
+
+
+def test_trino_compares_zoned_literals_in_utc_whatever_the_client_zone(
+    trino_env, data_dir: Path, tmp_path: Path
+) -> None:
+    """`ts` holds UTC; the client's own zone (the trino client sends it by default) must not shift it."""
+    from tests.catalog.time_conditions import write_log
+
+    write_log(tmp_path / "midnights.log")
+    for args in (["write", str(tmp_path / "midnights.log")], ["rollover"]):
+        assert run_cli(args, data_dir, **trino_env).returncode == 0
+    sql = "SELECT count(*) AS n FROM access_log WHERE ts >= TIMESTAMP '2026-01-03 00:00:00 UTC'"
+    for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
+        out = run_cli(["query", sql, "--format", "csv"], data_dir, TZ=zone, **trino_env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "n\n8\n", (zone, out.stdout)  # the eight rows of 2026-01-03, UTC
