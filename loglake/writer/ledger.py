@@ -8,6 +8,12 @@ per table, and per source the byte ranges and line counts), and the manifest is 
 is written first with the ids it absorbed; a crash before the deletions is finished by the next
 fold, which deletes those ids without counting them again.
 
+A fold holds `spool/_batches/.fold.lock` (an flock) from reading the ledger to writing it: a
+`rollover --watch` and a cron `rollover` folding at once would otherwise each write a ledger
+without the other's counts. A batch whose intent (`<id>.open.json`) still exists is never folded,
+however old: its writer died between the commit and the cleanup, and the manifest is what tells
+recovery that the batch committed (without it, the batch would be read again).
+
 Checkpoints (`state/checkpoints/<fingerprint>.json`) are per content; one whose content is on no
 disk any more (the path and its rotated siblings hold other content) and that has not moved for
 `state_retention` days is deleted.
@@ -16,6 +22,7 @@ disk any more (the path and its rotated siblings hold other content) and that ha
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 from datetime import UTC, datetime
@@ -27,6 +34,7 @@ from loglake.fsutil import atomic_write_json, read_json, touch_private
 from loglake.writer.segments import BATCHES
 
 LEDGER = "_ledger.json"
+FOLD_LOCK = ".fold.lock"
 KEEP_SECONDS = 26 * 3600  # beyond the 24 h idempotency window of `serve`
 _EVERY = 60.0  # a fold at most once a minute per process
 
@@ -94,7 +102,8 @@ def _pending(cfg: Config, m: dict[str, Any]) -> bool:
 
 
 def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
-    """Fold old, fully rolled-over manifests into the ledger; returns how many were folded."""
+    """Fold old, fully rolled-over manifests into the ledger; returns how many were folded (0 when
+    another process is folding right now: the next fold takes what it left)."""
     folder = cfg.spool_dir / BATCHES
     stamp = cfg.state_dir / ".ledger-folded"
     now = time.time() if now is None else now
@@ -103,6 +112,20 @@ def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
     with contextlib.suppress(OSError):
         if not force and now - stamp.stat().st_mtime < _EVERY:
             return 0
+    fd = os.open(folder / FOLD_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        folded = _fold_locked(cfg, folder, now)
+    finally:
+        os.close(fd)  # drops the lock
+    touch_private(stamp)
+    return folded
+
+
+def _fold_locked(cfg: Config, folder: Path, now: float) -> int:
     ledger = read_ledger(cfg)
     _delete(folder, ledger["absorbed"])  # a previous fold stopped before its deletions
     absorbed = []
@@ -112,6 +135,8 @@ def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
         when = _sealed_at(name)
         if when is None or when > now - KEEP_SECONDS:
             break  # names sort by time: the rest are younger
+        if (folder / f"{name[: -len('.json')]}.open.json").exists():
+            continue  # committed, not yet cleaned up: recovery needs the manifest
         with contextlib.suppress(OSError, ValueError, KeyError):
             m = read_json(folder / name)
             if not _pending(cfg, m):
@@ -123,7 +148,6 @@ def fold(cfg: Config, now: float | None = None, force: bool = False) -> int:
         _delete(folder, absorbed)
         ledger["absorbed"] = []
         atomic_write_json(folder / LEDGER, ledger, durable=cfg.writer.fsync != "off")
-    touch_private(stamp)
     return len(absorbed)
 
 

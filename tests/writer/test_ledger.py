@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from loglake.rollover import run_rollover
 from loglake.writer import Writer
-from loglake.writer.ledger import LEDGER, fold, prune_checkpoints, read_ledger
+from loglake.writer.ledger import KEEP_SECONDS, LEDGER, fold, prune_checkpoints, read_ledger
 from loglake.writer.segments import BATCHES
-from tests.conftest import ELASTIC, real_file, run_cli
+from tests.conftest import ELASTIC, cli_env, real_file, run_cli
 
 DAY = 86400
 
@@ -84,3 +86,69 @@ def test_checkpoints_of_content_on_no_disk_are_pruned(cfg, tmp_path: Path) -> No
     # the rotated file is still known: writing it again adds nothing
     Writer(cfg).write_file(str(tmp_path / "app.log.1"))
     assert _status(cfg.data_dir)["written"]["lines_read"] == 150
+
+
+_FOLDER = """
+import sys, time
+from loglake.config import load_config
+from loglake.writer.ledger import fold
+cfg = load_config(None)
+base = float(sys.argv[1])
+for k in range(int(sys.argv[2])):
+    fold(cfg, now=base + k * 60, force=True)
+"""
+
+
+def _fake_manifests(cfg, n: int, start: float) -> int:
+    """`n` rolled-over manifests, one a minute from `start`; returns their lines read in all."""
+    folder = cfg.spool_dir / BATCHES
+    folder.mkdir(parents=True)
+    total = 0
+    for i in range(n):
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(start + i * 60))
+        bid = f"{stamp}000000Z-test-{i:06d}"
+        m = {"id": bid, "lines_read": i + 1, "dead_lettered": 0, "rows": {"access_log": i + 1}, "filtered": {}}
+        m["source"] = {"kind": "file", "path": f"/logs/{i}.log", "fingerprint": f"fp{i}"}
+        (folder / f"{bid}.json").write_text(json.dumps({**m, "files": {}}))
+        total += i + 1
+    return total
+
+
+def test_two_processes_folding_at_once_lose_no_count(cfg, data_dir: Path) -> None:
+    """`rollover --watch` and a cron `rollover` fold the same spool; each fold takes a few minutes'
+    worth of manifests, so unlocked folds overwrite each other's ledger."""
+    start = time.time() - 10 * DAY
+    total = _fake_manifests(cfg, 300, start)
+    args = [str(start + KEEP_SECONDS), "300"]
+    env = cli_env(data_dir, LOGLAKE_WRITER_FSYNC="off")
+    procs = [subprocess.Popen([sys.executable, "-c", _FOLDER, *args], env=env) for _ in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    fold(cfg, now=time.time(), force=True)  # whatever a skipped fold left
+    ledger = read_ledger(cfg)
+    assert not _manifests(cfg)
+    assert (ledger["batches"], ledger["lines_read"], ledger["rows"]["access_log"]) == (300, total, total)
+
+
+def test_a_batch_whose_intent_remains_is_never_folded(cfg, tmp_path: Path, monkeypatch) -> None:
+    """The writer died between the commit and the checkpoint save and stayed down over a day while
+    rollover ran: the manifest must stay, so recovery finishes the batch instead of reading it again."""
+    from loglake.writer.pipeline import Writer as PipelineWriter
+
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(real_file(ELASTIC).read_bytes().splitlines(keepends=True)[:200]))
+    with monkeypatch.context() as m:
+        m.setattr(PipelineWriter, "_after_commit", lambda self, batch, manifest: None)  # killed here
+        crashed = Writer(cfg)
+        crashed.write_file(str(log))
+        crashed.close()  # the kernel drops a dead writer's lease
+    (manifest,) = _manifests(cfg)
+    assert (cfg.spool_dir / BATCHES / manifest.name.replace(".json", ".open.json")).exists()
+    run_rollover(cfg)  # cron keeps rolling over: nothing of this batch is closed yet
+    assert fold(cfg, now=time.time() + 3 * DAY, force=True) == 0
+    assert manifest.exists()
+    Writer(cfg).write_file(str(log))  # the writer is back: recovery finishes the batch, reads nothing
+    run_rollover(cfg)
+    assert fold(cfg, now=time.time() + 3 * DAY, force=True) == 1  # now it is done: folded
+    st = _status(cfg.data_dir)
+    assert st["written"]["lines_read"] == 200 and st["written"]["batches"] == 1
+    assert st["tables"]["access_log"]["rows"] == 200 and st["tables"]["access_log"]["lake_matches_manifests"]
