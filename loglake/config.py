@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
+from loglake.durations import parse_duration
 from loglake.errors import ConfigError
 from loglake.schema import DEFAULT_COLUMNS, FIELD_TYPES, validate_identifier
 
@@ -56,6 +57,7 @@ class TableConfig:
     where: dict[str, Any] = field(default_factory=dict)
     require: tuple[str, ...] = ()
     transforms: dict[str, Any] = field(default_factory=dict)  # column -> "hash" | {op = "redact", ...}
+    retention: dict[str, str] = field(default_factory=dict)  # {lake = "400d"}: overrides [retention]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,20 @@ class RolloverConfig:
     compact_target_bytes: int = 128 * 1024 * 1024  # merged files are at least this big (or the whole hour)
     compact_grace: float = 600.0  # replaced files stay this long for queries that started before the switch
     compact_memory: str = "512MB"  # DuckDB's memory limit while merging (its sort spills beyond it)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long each kind of data is kept ("" = forever), applied by `loglake expire` and hourly by
+    `rollover --watch`: durations like 90d, since the end of a partition's hour or a file's mtime."""
+
+    lake: str = ""  # partitions whose hour ended before now - this (per table: [tables.T.retention])
+    done_segments: str = ""  # spool/_done/: converted CSV segments kept for replay
+    dead_letters: str = ""  # dead-letter/*.jsonl
+
+
+#: The shortest retentions accepted: a typo ("9m" for "9d") must not empty a lake.
+RETENTION_MINIMUM = {"lake": 86400.0, "done_segments": 3600.0, "dead_letters": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,7 @@ class Config:
     writer: WriterConfig = field(default_factory=WriterConfig)
     tables: tuple[TableConfig, ...] = (TableConfig(name="access_log"),)
     rollover: RolloverConfig = field(default_factory=RolloverConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     geoip: GeoConfig = field(default_factory=GeoConfig)
@@ -370,6 +387,7 @@ def _env_overrides(environ: dict[str, str], problems: list[str]) -> dict[str, An
     sections = {
         "writer": WriterConfig,
         "rollover": RolloverConfig,
+        "retention": RetentionConfig,
         "storage": StorageConfig,
         "geoip": GeoConfig,
         "pii": PiiConfig,
@@ -495,9 +513,22 @@ def _build_alerts(data: Any, problems: list[str]) -> tuple[AlertRule, ...]:
     return tuple(rules)
 
 
+def _retention_problem(where: str, text: str, kind: str) -> list[str]:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        return [f"{where}: {e}"]
+    if seconds < RETENTION_MINIMUM[kind]:
+        return [f"{where}: {text!r} is shorter than the minimum of {RETENTION_MINIMUM[kind] / 3600:g} h"]
+    return []
+
+
 def validate(cfg: Config) -> list[str]:
     """Semantic checks that types alone cannot express; returns every problem."""
     p: list[str] = []
+    for kind in RETENTION_MINIMUM:
+        if getattr(cfg.retention, kind):
+            p.extend(_retention_problem(f"retention.{kind}", getattr(cfg.retention, kind), kind))
     w = cfg.writer
     if w.format not in FORMATS:
         p.append(f"writer.format: {w.format!r} is not one of {', '.join(FORMATS)}")
@@ -559,6 +590,11 @@ def validate(cfg: Config) -> list[str]:
                 p.append(f"tables.{t.name}: unknown column {c!r} (known: {', '.join(FIELD_TYPES)})")
         if t.columns and "ts" not in t.columns:
             p.append(f"tables.{t.name}.columns: must include 'ts' (Parquet is partitioned by event time)")
+        for key in t.retention:
+            if key != "lake":
+                p.append(f"tables.{t.name}.retention: unknown key {key!r} (only 'lake' is per table)")
+        if t.retention.get("lake"):
+            p.extend(_retention_problem(f"tables.{t.name}.retention.lake", t.retention["lake"], "lake"))
         if len(set(t.columns)) != len(t.columns):
             p.append(f"tables.{t.name}.columns: duplicate column")
         for c, v in t.where.items():

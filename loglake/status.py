@@ -116,13 +116,17 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     st["written"] = written
     st["dead_letter_files"] = _files(cfg.dead_letter_dir, "*.jsonl")[0]
     lake = open_lake(cfg)
+    from loglake.rollover.expire import expired_rows
+
+    expired = expired_rows(cfg, lake)  # what retention removed on purpose
     tables: dict[str, Any] = {}
     for t in sorted({*written["rows"], *(tc.name for tc in cfg.tables)}):
         tables[t] = _table_status(lake, t)
-        expected = written["rows"].get(t, 0) - pending_rows.get(t, 0) - failed_rows.get(t, 0)
+        expected = written["rows"].get(t, 0) - pending_rows.get(t, 0) - failed_rows.get(t, 0) - expired.get(t, 0)
         tables[t].update(
             rows_pending=pending_rows.get(t, 0),
             rows_failed=failed_rows.get(t, 0),
+            rows_expired=expired.get(t, 0),
             lake_matches_manifests=tables[t]["rows"] == expected,
         )
     st["tables"] = tables

@@ -55,7 +55,7 @@ def check_config(config: ConfigOpt = None) -> None:
     err.print("effective: " + " ".join(f"{k}={v}" for k, v in effective(cfg).items()))
 
 
-from loglake.cli import commands, lake, serve, starter  # noqa: E402,F401  - registers the remaining commands
+from loglake.cli import commands, lake, retention, serve, starter  # noqa: E402,F401  - registers the remaining commands
 
 
 def main() -> None:

@@ -140,6 +140,7 @@ def _rollover_passes(
             if compactor is not None:
                 compactor.note(report.partitions)
                 _auto_compact(cfg, compactor)
+                _auto_expire(cfg)
             backoff = 0.0
         except LoglakeError as e:
             if not (watch and e.transient):
@@ -186,6 +187,28 @@ def _auto_compact(cfg: "Config", compactor: "AutoCompactor") -> None:
         catalog.close()
     if done and (done.partitions or done.deleted or done.finished):
         _print_compact(done)
+
+
+def _auto_expire(cfg: "Config") -> None:
+    """Retention, once an hour from `rollover --watch` (when [retention] sets anything)."""
+    from loglake.rollover.expire import due, run_expire
+
+    r = cfg.retention
+    if not (r.lake or r.done_segments or r.dead_letters or any(t.retention for t in cfg.tables)) or not due(cfg):
+        return
+    from loglake.catalog import load_catalog
+    from loglake.storage import open_lake
+
+    catalog = load_catalog(cfg)
+    try:
+        done = run_expire(cfg, catalog, open_lake(cfg))
+    finally:
+        catalog.close()
+    if done.partitions or done.deferred or done.done_segments[0] or done.dead_letters[0]:
+        err.print(
+            f"expire: {len(done.partitions)} partition(s), {done.rows:,} rows; "
+            f"{done.done_segments[0]} done segment(s), {done.dead_letters[0]} dead-letter file(s)"
+        )
 
 
 def _print_compact(r: "CompactReport") -> None:
