@@ -1,13 +1,17 @@
 """`loglake serve`: POST /v1/logs over HTTPS with bearer tokens, 202 only once durable.
 
 - bodies: `text/plain` lines in the configured log format, or NDJSON (`application/x-ndjson`,
-  `application/jsonl`); `Content-Encoding: gzip`; `?table=T` routes the lines to one table;
-  `X-Loglake-Source` names the sender in the manifest;
-- answers: 202 with the batch id and per-line results, 400 (a bad key or table), 401 (no token),
-  403 (a wrong token), 413 (over the size limit), 415 (unknown content type), 429 (too much
-  waiting) and 503 (the disk refused the commit), the last two with `Retry-After`;
+  `application/jsonl`); `Content-Encoding: gzip` (bodies.py); `?table=T` routes the lines to
+  one table; `X-Loglake-Source` names the sender in the manifest;
+- answers: 202 with the batch id and a bounded summary (counts per table and per dead-letter
+  reason, the first dead-lettered lines), 400 (a bad key, table or gzip body), 401 (no token),
+  403 (a wrong token), 408 (the body took too long), 413 (over the size limit), 415 (unknown
+  content type or coding), 422 (an Idempotency-Key reused for another body), 429 (too much
+  waiting) and 503 (the disk refused the commit, or too many connections), with `Retry-After`;
 - `GET /healthz`, `GET /metrics` (Prometheus text).
-Tokens are compared in constant time against every configured one, and never logged.
+Tokens are compared in constant time against every configured one, and never logged. Every
+connection is bounded (limits.py): headers in size and time, the body in size and time, and the
+number of connections.
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
-import zlib
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from loglake import metrics
+from loglake.ingest.bodies import CODINGS, BadBody, coding, gunzip
+from loglake.ingest.keys import KeyConflict, fingerprint, principal
+from loglake.ingest.limits import ConnectionLimits
 from loglake.ingest.receiver import Busy, DiskRefused, Receiver, Submission
 
 _TYPES = {
@@ -41,10 +48,7 @@ _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 class Limits:
     max_body_bytes: int = 16 << 20  # as sent (compressed or not)
     max_lines_bytes: int = 64 << 20  # after gunzip
-
-
-class _TooLarge(Exception):
-    pass
+    body_timeout: float = 60.0  # seconds to receive a whole body (408 after)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -53,34 +57,32 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def make_app(receiver: Receiver, tokens: list[str], limits: Limits = Limits()) -> Starlette:
-    secrets = [t.encode() for t in tokens]
+    secrets = [(t.encode(), principal(t)) for t in tokens]
+    accept_encoding = {"Accept-Encoding": ", ".join(CODINGS)}
 
-    def authorized(request: Request) -> int:
+    def authorized(request: Request) -> tuple[int, str]:
+        """(200, the principal) or (401/403, "")."""
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
-            return 401
+            return 401, ""
         given = header[7:].strip().encode()
-        ok = False
-        for s in secrets:  # every token, always: the time taken says nothing about which matched
-            ok |= hmac.compare_digest(given, s)
-        return 200 if ok else 403
+        who = ""
+        for s, p in secrets:  # every token, always: the time taken says nothing about which matched
+            if hmac.compare_digest(given, s):
+                who = p
+        return (200, who) if who else (403, "")
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(request: Request, encoding: str) -> bytes:
         data = bytearray()
-        async for piece in request.stream():
-            data += piece
-            if len(data) > limits.max_body_bytes:
-                raise _TooLarge(f"body over {limits.max_body_bytes:,} bytes")
-        if request.headers.get("content-encoding", "identity").lower() == "gzip":
-            d = zlib.decompressobj(wbits=31)
-            out = d.decompress(bytes(data), limits.max_lines_bytes + 1)
-            if len(out) > limits.max_lines_bytes or d.unconsumed_tail:
-                raise _TooLarge(f"decompressed body over {limits.max_lines_bytes:,} bytes")
-            return out
-        return bytes(data)
+        async with asyncio.timeout(limits.body_timeout):
+            async for piece in request.stream():
+                data += piece
+                if len(data) > limits.max_body_bytes:
+                    raise BadBody(413, f"body over {limits.max_body_bytes:,} bytes")
+        return gunzip(bytes(data), limits.max_lines_bytes) if encoding == "gzip" else bytes(data)
 
     async def post_logs(request: Request) -> Response:
-        auth = authorized(request)
+        auth, who = authorized(request)
         if auth != 200:
             headers = {"WWW-Authenticate": "Bearer"} if auth == 401 else None
             return _json(auth, {"error": "a bearer token is required" if auth == 401 else "token refused"}, headers)
@@ -88,6 +90,10 @@ def make_app(receiver: Receiver, tokens: list[str], limits: Limits = Limits()) -
         fmt = _TYPES.get(ctype)
         if fmt is None:
             return _json(415, {"error": f"unsupported content type {ctype!r}", "accepted": sorted(_TYPES)})
+        try:
+            encoding = coding(request.headers.get("content-encoding"))
+        except BadBody as e:
+            return _json(e.status, {"error": str(e)}, accept_encoding)
         key = request.headers.get("idempotency-key")
         if key is not None and not _KEY.fullmatch(key):
             return _json(400, {"error": "Idempotency-Key must be 1-200 printable ASCII characters"})
@@ -95,13 +101,18 @@ def make_app(receiver: Receiver, tokens: list[str], limits: Limits = Limits()) -
         if table is not None and table not in {r.table.name for r in receiver.w.routers}:
             return _json(400, {"error": f"unknown table {table!r}"})
         try:
-            body = await read_body(request)
-        except _TooLarge as e:
-            return _json(413, {"error": str(e)})
-        except (zlib.error, OSError) as e:
-            return _json(400, {"error": f"not a valid gzip body: {e}"})
+            body = await read_body(request, encoding)
+        except BadBody as e:
+            return _json(e.status, {"error": str(e)})
+        except TimeoutError:
+            return _json(408, {"error": f"the body took over {limits.body_timeout:g} s"}, {"Connection": "close"})
+        except ClientDisconnect:  # one line, not a traceback: nothing was committed, the client retries
+            peer = request.client.host if request.client else "?"
+            print(f"loglake serve: {peer} disconnected before the end of its body; nothing committed", file=sys.stderr)
+            return Response(status_code=400)
         source = request.headers.get("x-loglake-source", "http")[:200]
-        sub = Submission(body, fmt, key, table, source)
+        fp = fingerprint(fmt, table, body) if key is not None else ""
+        sub = Submission(body, fmt, key, table, source, principal=who, fingerprint=fp)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         sub.callbacks.append(lambda: loop.call_soon_threadsafe(_resolve, done))
@@ -113,6 +124,8 @@ def make_app(receiver: Receiver, tokens: list[str], limits: Limits = Limits()) -
             waited.callbacks.append(lambda: loop.call_soon_threadsafe(_resolve, done))
         if not waited.done.is_set():
             await done
+        if isinstance(waited.error, KeyConflict):
+            return _json(422, {"error": str(waited.error)})
         if isinstance(waited.error, DiskRefused):
             return _json(503, {"error": f"the disk refused the commit: {waited.error}"}, {"Retry-After": "5"})
         if waited.error is not None or waited.result is None:
@@ -166,6 +179,7 @@ class ServeOptions:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""  # verify client certificates against this CA (mutual TLS)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def run_server(receiver: Receiver, tokens: list[str], opts: ServeOptions, limits: Limits = Limits()) -> None:
@@ -188,6 +202,7 @@ def run_server(receiver: Receiver, tokens: list[str], opts: ServeOptions, limits
         access_log=False,  # request lines would carry nothing useful, and headers hold tokens
         lifespan="off",
         timeout_graceful_shutdown=30,
+        **opts.connections.uvicorn_kwargs(),
         **kwargs,
     )
     _graceful_server_class()(config).run()
