@@ -93,6 +93,7 @@ class RolloverConfig:
     compact_target_bytes: int = 128 * 1024 * 1024  # merged files are at least this big (or the whole hour)
     compact_grace: float = 600.0  # replaced files stay this long for queries that started before the switch
     compact_memory: str = "512MB"  # DuckDB's memory limit while merging (its sort spills beyond it)
+    compact_lease: float = 900.0  # a host compacting an hour holds it this long at most (a crash frees it then)
 
 
 @dataclass(frozen=True)
@@ -611,6 +612,8 @@ def validate(cfg: Config) -> list[str]:
     for name in ("compact_interval", "compact_older_than", "compact_grace"):
         if getattr(r, name) < 0:
             p.append(f"rollover.{name}: must not be negative")
+    if r.compact_lease <= 0:
+        p.append("rollover.compact_lease: must be positive")
     if r.compact_target_bytes < 1024 * 1024:
         p.append("rollover.compact_target_bytes: must be at least 1 MiB")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", r.compact_memory):

@@ -6,7 +6,11 @@ one from config and adds the one operation loglake needs beyond fsspec: an all-o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,101 @@ class Lake:
                 fsync_dir(d)
         else:
             self.fs.pipe_file(path, data)
+
+    # ---- compare-and-swap: what lets hosts sharing a lake agree on one small object --------------
+    # S3 (and SeaweedFS) give them as conditional requests: `If-None-Match: *` creates only if
+    # absent, `If-Match: <etag>` replaces or deletes only the version read. A local lake does the
+    # same under an flock on the object's folder, with a content hash for the tag.
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        """The object and its version tag, read together; None when it does not exist."""
+        if self.is_local:
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                return None
+            return data, _digest(data)
+        from fsspec.asyn import sync
+
+        bucket, key, _ = self.fs.split_path(path)
+        try:
+            return sync(self.fs.loop, _s3_get, self.fs, bucket, key)
+        except FileNotFoundError:
+            return None
+
+    def put_if(self, path: str, data: bytes, tag: str | None) -> str | None:
+        """Write `path` only if it is absent (`tag` None) or still at version `tag`; the new tag,
+        or None when another writer got there first."""
+        if self.is_local:
+            with self._folder_lock(path):
+                now = self.read_tagged(path)
+                if (now is None) != (tag is None) or (now is not None and now[1] != tag):
+                    return None
+                atomic_write_bytes(Path(path), data, mode=0o644)
+                return _digest(data)
+        bucket, key, _ = self.fs.split_path(path)
+        match = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        try:
+            out = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **match)
+        except OSError as e:
+            if _precondition_failed(e):
+                return None
+            raise
+        finally:
+            self.fs.invalidate_cache(path)
+        return out["ETag"]
+
+    def delete_if(self, path: str, tag: str) -> bool:
+        """Delete `path` only if it is still at version `tag`."""
+        if self.is_local:
+            with self._folder_lock(path):
+                now = self.read_tagged(path)
+                if now is None or now[1] != tag:
+                    return False
+                os.unlink(path)
+                return True
+        bucket, key, _ = self.fs.split_path(path)
+        try:
+            self.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=tag)
+        except (FileNotFoundError, OSError) as e:
+            if isinstance(e, FileNotFoundError) or _precondition_failed(e):
+                return False
+            raise
+        finally:
+            self.fs.invalidate_cache(path)
+        return True
+
+    @contextlib.contextmanager
+    def _folder_lock(self, path: str) -> Iterator[None]:
+        folder = Path(path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _s3_get(fs: Any, bucket: str, key: str) -> tuple[bytes, str]:
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    try:
+        data = await resp["Body"].read()
+    finally:
+        resp["Body"].close()
+    return data, resp["ETag"]
+
+
+def _precondition_failed(e: BaseException) -> bool:
+    """s3fs raises a 412 (or a 409 from a concurrent conditional write) as a plain OSError."""
+    cause = e.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code", "") if cause is not None else ""
+    status = getattr(cause, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if cause else 0
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 def s3_options(cfg: Config) -> dict[str, Any]:

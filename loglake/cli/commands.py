@@ -185,7 +185,7 @@ def _auto_compact(cfg: "Config", compactor: "AutoCompactor") -> None:
         done = compactor.maybe_run(catalog)
     finally:
         catalog.close()
-    if done and (done.partitions or done.deleted or done.finished):
+    if done and (done.partitions or done.deleted or done.finished or done.skipped):
         _print_compact(done)
 
 
@@ -217,6 +217,8 @@ def _print_compact(r: "CompactReport") -> None:
         f"{r.bytes_in:,} -> {r.bytes_out:,} bytes, {r.deleted} retired file(s) deleted, "
         f"{r.finished} interrupted switch(es) finished, {r.seconds:.2f}s"
     )
+    for why in r.skipped:
+        err.print(f"compact: skipped {why}")
 
 
 def _print_rollover(report: "RolloverReport") -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from loglake.catalog.base import Catalog, Partition
 from loglake.config import Config
 from loglake.faults import fault_point
+from loglake.rollover.lease import Held, Lease, acquire
 from loglake.storage import Lake
 
 RECORD = "_compaction.json"
@@ -126,22 +127,56 @@ def list_parquet(fs: Any, folder: str) -> list[tuple[str, int]]:
 def compact_partition(
     cfg: Config, lake: Lake, catalog: Catalog, table: str, p: Partition, report: CompactReport, purge: bool = True
 ) -> None:
-    """One partition, under its lock: finish a pending switch, delete what has served its grace
-    (`purge`: only when every stored view points at current folders), then merge if at least two
-    files are small."""
+    """One partition, under its lock and its lease (other hosts compacting the same lake skip it
+    while we hold it, and we skip it while they do; `report.skipped` says so)."""
     with partition_lock(cfg, table, p):
-        record = read_record(lake, table, p) or {}
-        if record.get("state") == "pending":
-            _switch(cfg, lake, catalog, table, p, record)
-            report.finished += 1
-        if record and purge:
-            report.deleted += _purge(lake, table, p, record)
-        files = _serving(lake, table, p, record)
-        target = cfg.rollover.compact_target_bytes
-        small = [f for f in files if f[1] < target]
-        if len(small) < 2:
+        lease = acquire(lake, lake.path(table, p.path), cfg.host_id, cfg.rollover.compact_lease)
+        if isinstance(lease, Held):
+            report.skipped.append(f"{table} {p.path}: {lease}")
             return
-        _merge(cfg, lake, catalog, table, p, record, files, small, report)
+        try:
+            _compact_leased(cfg, lake, catalog, table, p, report, purge, lease)
+        except _LeaseLost:
+            report.skipped.append(f"{table} {p.path}: our lease expired and another host took it; nothing committed")
+        finally:
+            lease.release()
+
+
+class _LeaseLost(Exception):
+    """The lease expired mid-compaction and another host holds it now: commit nothing."""
+
+
+def _hold(lease: Lease) -> None:
+    """Renew the lease right before a step other hosts must not repeat (the commit, the switch)."""
+    if not lease.renew():
+        raise _LeaseLost
+
+
+def _compact_leased(
+    cfg: Config,
+    lake: Lake,
+    catalog: Catalog,
+    table: str,
+    p: Partition,
+    report: CompactReport,
+    purge: bool,
+    lease: Lease,
+) -> None:
+    """Finish a pending switch, delete what has served its grace (`purge`: only when every stored
+    view points at current folders), then merge if at least two files are small."""
+    record = read_record(lake, table, p) or {}
+    if record.get("state") == "pending":
+        _hold(lease)
+        _switch(cfg, lake, catalog, table, p, record)
+        report.finished += 1
+    if record and purge:
+        report.deleted += _purge(lake, table, p, record)
+    files = _serving(lake, table, p, record)
+    target = cfg.rollover.compact_target_bytes
+    small = [f for f in files if f[1] < target]
+    if len(small) < 2:
+        return
+    _merge(cfg, lake, catalog, table, p, record, files, small, report, lease)
 
 
 def _name(path: str) -> str:
@@ -158,6 +193,7 @@ def _merge(
     files: list[tuple[str, int]],
     small: list[tuple[str, int]],
     report: CompactReport,
+    lease: Lease,
 ) -> None:
     generation = int(record.get("generation", 0)) + 1
     folder = lake.path(table, p.path, "_compacted", f"g{generation}")
@@ -180,6 +216,7 @@ def _merge(
         ],
         "at": datetime.now(UTC).isoformat(),
     }
+    _hold(lease)
     _write_record(lake, table, p, new)  # the commit point
     _fault("compact-recorded")
     _switch(cfg, lake, catalog, table, p, new)

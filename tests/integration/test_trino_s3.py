@@ -166,16 +166,23 @@ def test_partition_values_are_validated_before_sql(trino_config: Config) -> None
     cat.close()
 
 
+def _one_day_in_batches(cfg: Config, tmp_path: Path, batches: int) -> list[bytes]:
+    """The sample's 18 May written and rolled over as interleaved batches (that many small files
+    per hour on S3); returns its lines."""
+    lines = [line for line in real_file(ELASTIC).read_bytes().splitlines(keepends=True) if b"[18/May/2015:" in line]
+    for i in range(batches):
+        (tmp_path / f"b{i}.log").write_bytes(b"".join(lines[i::batches]))
+        Writer(cfg).write_file(str(tmp_path / f"b{i}.log"))
+    run_rollover(cfg)
+    return lines
+
+
 def test_compaction_on_trino_and_s3_keeps_every_row_once(trino_config: Config, tmp_path: Path) -> None:
     """The real sample written as 8 interleaved batches (8 small files per hour on S3), compacted
     while Trino queries run; late rows for a compacted hour land beside the merged file."""
     import threading
 
-    lines = [line for line in real_file(ELASTIC).read_bytes().splitlines(keepends=True) if b"[18/May/2015:" in line]
-    for i in range(8):
-        (tmp_path / f"b{i}.log").write_bytes(b"".join(lines[i::8]))
-        Writer(trino_config).write_file(str(tmp_path / f"b{i}.log"))
-    run_rollover(trino_config)
+    lines = _one_day_in_batches(trino_config, tmp_path, 8)
     cat = load_catalog(trino_config)
     check = (
         "SELECT count(*), count(DISTINCT path), count(DISTINCT \"$path\") FROM access_log WHERE dt = DATE '2015-05-18'"
@@ -283,3 +290,39 @@ def test_trino_compares_zoned_literals_in_utc_whatever_the_client_zone(
         out = run_cli(["query", sql, "--format", "csv"], data_dir, TZ=zone, **trino_env)
         assert out.returncode == 0, out.stderr
         assert out.stdout == "n\n8\n", (zone, out.stdout)  # the eight rows of 2026-01-03, UTC
+
+
+def test_three_hosts_compacting_one_s3_lake_at_once_merge_each_hour_once(
+    trino_config: Config, trino_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Three hosts (their own data dirs, one SeaweedFS lake, one Trino) run `compact` at the same
+    moment: the S3 lease (`If-None-Match`/`If-Match`) lets one merge each hour; the others skip it,
+    and nobody's re-registration collides in the metastore."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    lines = _one_day_in_batches(trino_config, tmp_path, 4)
+    cat = load_catalog(trino_config)
+    check = 'SELECT count(*), count(DISTINCT path), count(DISTINCT "$path") FROM access_log'
+    rows, paths, _ = cat.query(check).rows[0]
+    assert rows == len(lines)
+    shared = {k: v for k, v in trino_env.items() if k not in ("LOGLAKE_DATA_DIR", "LOGLAKE_HOST_ID")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "loglake", "compact"],
+            env=cli_env(tmp_path / f"host-{h}", LOGLAKE_HOST_ID=h, **shared),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for h in ("a", "b", "c")
+    ]
+    outs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    merged = [sum(int(n) for n in re.findall(r"compact: (\d+) partition\(s\) merged", e)) for e in outs]
+    assert sum(merged) == 24, (merged, outs)  # each hour of the day merged by exactly one host
+    assert cat.query(check).rows[0] == (rows, paths, 24)
+    cat.close()

@@ -1,0 +1,92 @@
+"""Hosts sharing one lake and one catalog, compacting at the same moment: each hour is merged by one
+of them, the others skip it and say so, every run exits 0, and no row is lost or doubled.
+
+Each host has its own data dir (its own state and flocks), as separate machines do; the lake and
+the catalog are shared (local folders here, SeaweedFS + Trino in tests/integration/test_trino_s3.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loglake.catalog import load_catalog
+from loglake.config import Config
+from loglake.rollover import run_rollover
+from loglake.rollover.compact import list_parquet, partitions_on_storage, read_record
+from loglake.storage import open_lake
+from tests.conftest import ELASTIC, cli_env, real_file, run_cli
+from tests.rollover.test_compact import CHECK, _write_in_batches
+
+MERGED = re.compile(r"compact: (\d+) partition\(s\) merged")
+
+
+@pytest.fixture
+def fleet(make_config, tmp_path: Path) -> tuple[Config, dict[str, str]]:
+    """A lake written by host a, with the settings every host shares."""
+    shared = {"LOGLAKE_STORAGE_URL": str(tmp_path / "lake"), "LOGLAKE_CATALOG_PATH": str(tmp_path / "catalog.duckdb")}
+    cfg = make_config(**shared)
+    _write_in_batches(cfg, tmp_path, real_file(ELASTIC))
+    run_rollover(cfg)
+    return cfg, shared
+
+
+def _start(tmp_path: Path, host: str, shared: dict[str, str], **env: str) -> subprocess.Popen[str]:
+    environ = cli_env(tmp_path / f"host-{host}", LOGLAKE_HOST_ID=host, **shared, **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "loglake", "compact"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_three_hosts_compacting_at_once_merge_each_hour_once(fleet, tmp_path: Path) -> None:
+    cfg, shared = fleet
+    lake = open_lake(cfg)
+    expected = load_catalog(cfg).query(CHECK).rows[0]
+    assert expected[0] == 10_000
+    parts = partitions_on_storage(lake, "access_log")
+    mergeable = sum(1 for p in parts if len(list_parquet(lake.fs, lake.path("access_log", p.path))) >= 2)
+    procs = [_start(tmp_path, host, shared) for host in ("a", "b", "c")]
+    outs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err for _, err in outs]
+    merged = [sum(int(n) for n in MERGED.findall(err)) for _, err in outs]
+    assert sum(merged) == mergeable, (merged, [err[-2000:] for _, err in outs])  # each hour merged once
+    skips = "".join(err for _, err in outs)
+    assert "is compacting it" in skips or max(merged) == mergeable  # the others gave way, and said so
+    for p in partitions_on_storage(lake, "access_log"):
+        record = read_record(lake, "access_log", p)
+        assert record is None or (record["generation"] == 1 and record["state"] == "switched"), record
+        assert not lake.fs.exists(lake.path("access_log", p.path, "_compacting.json"))  # leases released
+    assert load_catalog(cfg).query(CHECK).rows[0] == expected
+    st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir, **shared).stdout)["tables"]["access_log"]
+    assert st["rows"] == 10_000 and st["max_files_per_closed_hour"] == 1
+
+
+def test_a_crashed_host_blocks_an_hour_only_until_its_lease_expires(fleet, tmp_path: Path) -> None:
+    cfg, shared = fleet
+    expected = load_catalog(cfg).query(CHECK).rows[0]
+    crashed = _start(tmp_path, "a", shared, LOGLAKE_FAULT="compact-merged", LOGLAKE_ROLLOVER_COMPACT_LEASE="3")
+    crashed.communicate(timeout=300)
+    assert crashed.returncode == -9  # killed holding the lease of the hour it was merging
+    held = run_cli(["compact"], tmp_path / "host-b", LOGLAKE_HOST_ID="b", **shared)
+    assert held.returncode == 0, held.stderr
+    assert "skipped access_log dt=" in held.stderr and "host a is compacting it" in held.stderr
+    assert load_catalog(cfg).query(CHECK).rows[0] == expected
+    deadline = time.monotonic() + 60
+    while "host a is compacting it" in held.stderr and time.monotonic() < deadline:
+        time.sleep(1)  # the lease runs out 3 s after host a took it
+        held = run_cli(["compact"], tmp_path / "host-b", LOGLAKE_HOST_ID="b", **shared)
+        assert held.returncode == 0, held.stderr
+    assert "skipped" not in held.stderr
+    assert load_catalog(cfg).query(CHECK).rows[0] == expected
+    st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir, **shared).stdout)["tables"]["access_log"]
+    assert st["rows"] == 10_000 and st["max_files_per_closed_hour"] == 1
