@@ -100,7 +100,7 @@ class Lake:
                 now = self.read_tagged(path)
                 if (now is None) != (tag is None) or (now is not None and now[1] != tag):
                     return None
-                atomic_write_bytes(Path(path), data, mode=0o644)
+                atomic_write_bytes(Path(path), data, mode=self.file_mode)
                 return _digest(data)
         bucket, key, _ = self.fs.split_path(path)
         match = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
@@ -137,7 +137,7 @@ class Lake:
     @contextlib.contextmanager
     def _folder_lock(self, path: str) -> Iterator[None]:
         folder = Path(path).parent
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(folder, self.dir_mode)
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
