@@ -180,6 +180,28 @@ def test_a_poison_request_does_not_fail_the_others_in_its_group_commit(
     assert sorted(_lake_ids(data_dir)) == list(range(10))
 
 
+def test_a_request_that_fails_in_processing_is_dead_lettered_alone(cfg: Config) -> None:
+    """Any failure inside one request's processing (here: a format no parser has, which the HTTP
+    layer can never send, so the failure is independent of the parsers' own fixes) leaves the
+    other requests of the group committed, and keeps the failed request's lines."""
+    receiver = Receiver(cfg, commit_interval=0.5)
+    try:
+        good = receiver.submit(Submission(lines(0, 3), "raw"))
+        bad = receiver.submit(Submission(b"one\ntwo\n", "no-such-format"))
+        later = receiver.submit(Submission(lines(3, 5), "raw"))
+        assert all(s.done.wait(30) for s in (good, bad, later))
+    finally:
+        receiver.close()
+    assert good.result and later.result and bad.result and not bad.error
+    assert good.result["batch"] == bad.result["batch"] == later.result["batch"]  # one group commit
+    assert good.result["rows"] == {"access_log": 3} and later.result["rows"] == {"access_log": 2}
+    assert bad.result["dead_letter_reasons"] == {"internal_error": 2} and bad.result["lines"] == 2
+    t = receiver.w.totals
+    assert t.lines_read == 7 and t.dead_lettered == 2 and t.reconciles(["access_log"])
+    dead = [json.loads(x) for p in (cfg.data_dir / "dead-letter").glob("*.jsonl") for x in p.read_text().splitlines()]
+    assert [(d["line"], d["reason"]) for d in dead] == [(x, "internal_error: KeyError") for x in ("one", "two")]
+
+
 def _tls_socket(srv: Server) -> ssl.SSLSocket:
     raw = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     return srv.ctx.wrap_socket(raw, server_hostname="127.0.0.1")
