@@ -14,9 +14,9 @@ without the other's counts. A batch whose intent (`<id>.open.json`) still exists
 however old: its writer died between the commit and the cleanup, and the manifest is what tells
 recovery that the batch committed (without it, the batch would be read again).
 
-Checkpoints (`state/checkpoints/<fingerprint>.json`) are per content; one whose content is on no
-disk any more (the path and its rotated siblings hold other content) and that has not moved for
-`state_retention` days is deleted.
+Checkpoints (`state/checkpoints/<fingerprint>.json`) are per content; one whose content no file
+of its path's rotation family holds any more and that has not moved for `state_retention` days is
+deleted, compressed or not; so is a remembered path (`state/paths/`) gone with all its rotations.
 """
 
 from __future__ import annotations
@@ -157,13 +157,18 @@ def _delete(folder: Path, names: list[str]) -> None:
 
 
 def prune_checkpoints(cfg: Config, retention: float, now: float | None = None) -> int:
-    """Delete checkpoints untouched for `retention` seconds whose content no file holds now."""
-    from loglake.writer.siblings import rotated_siblings
+    """Delete checkpoints untouched for `retention` seconds whose content no file holds now, then
+    the remembered paths gone with their content; returns how many checkpoints went.
 
+    Which files may hold a checkpoint's content is the rotated-name rule of siblings.py (its path,
+    the path it was rotated from, and their rotated siblings, compressed or not), and whether one
+    does is decided by content: a checkpoint of `access.log-20261201` is kept while logrotate
+    keeps `access.log-20261201.gz`, so a cron `loglake write access.log-*` never reads it again."""
     folder = cfg.state_dir / "checkpoints"
     now = time.time() if now is None else now
     if not folder.is_dir():
         return 0
+    heads: dict[str, bytes | None] = {}
     pruned = 0
     for entry in list(os.scandir(folder)):
         if not entry.name.endswith(".json") or entry.name[0] == ".":
@@ -173,25 +178,50 @@ def prune_checkpoints(cfg: Config, retention: float, now: float | None = None) -
             if now - st.st_mtime < retention:
                 continue
             record = read_json(Path(entry.path))
-            path, fp_len = str(record.get("path", "")), int(record["fp_len"])
-            if record.get("kind", "file") != "file" or not path:
+            path, fp_len, fingerprint = str(record.get("path", "")), int(record["fp_len"]), str(record["fingerprint"])
+            if record.get("kind", "file") not in ("file", "gzip") or not path or fp_len <= 0:
                 continue
-            base = path.rsplit(".", 1)[0] if os.path.basename(path).count(".") > 1 else path
-            candidates = {path, base, *rotated_siblings(path), *rotated_siblings(base)}
-            if any(_holds(c, fp_len, record["fingerprint"]) for c in candidates):
+            if _held_on_disk(path, fp_len, fingerprint, heads):
                 continue
             if os.stat(entry.path).st_mtime_ns == st.st_mtime_ns:  # not saved again meanwhile
                 os.unlink(entry.path)
                 pruned += 1
+    _prune_paths(cfg, retention, now)
     return pruned
 
 
-def _holds(path: str, fp_len: int, fingerprint: str) -> bool:
+def _held_on_disk(path: str, fp_len: int, fingerprint: str, heads: dict[str, bytes | None]) -> bool:
+    """Whether a file of `path`'s family starts with the content `fingerprint` names."""
     from loglake.writer.identity import digest
-    from loglake.writer.siblings import head_of
+    from loglake.writer.siblings import family, head_of
 
-    found = head_of(path) if os.path.exists(path) else None
-    return found is not None and len(found[0]) >= fp_len and digest(found[0][:fp_len]) == fingerprint
+    for candidate in family(path):
+        if candidate not in heads:
+            got = head_of(candidate) if os.path.isfile(candidate) else None
+            heads[candidate] = got[0] if got else None
+        head = heads[candidate]
+        if head is not None and len(head) >= fp_len and digest(head[:fp_len]) == fingerprint:
+            return True
+    return False
+
+
+def _prune_paths(cfg: Config, retention: float, now: float) -> None:
+    """Forget a path read more than `retention` ago when neither it nor any rotated sibling exists
+    (`access.log-20261201` once compressed, its `.gz` once logrotate dropped it): a cron reading
+    each day's rotated file names a new path every day. A live path is never forgotten while its
+    rotations are on disk, so a moment between logrotate's rename and create changes nothing."""
+    from loglake.writer.siblings import rotated_siblings
+
+    folder = cfg.state_dir / "paths"
+    for entry in list(os.scandir(folder)) if folder.is_dir() else []:
+        if not entry.name.endswith(".json") or entry.name[0] == ".":
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if now - entry.stat().st_mtime < retention:
+                continue
+            path = str(read_json(Path(entry.path))["path"])
+            if not os.path.lexists(path) and not rotated_siblings(path):
+                os.unlink(entry.path)
 
 
 __all__ = ["LEDGER", "fold", "prune_checkpoints", "read_ledger"]

@@ -52,6 +52,25 @@ def rotated_siblings(path: str) -> list[str]:
     return out
 
 
+def live_names(path: str) -> list[str]:
+    """The paths `path` may have been rotated from, by the same rule read the other way:
+    `access.log` for `access.log.1`, `access.log-20261201` and `access.log-20261201.gz`, and
+    `access_log` for Apache's `access_log.1` (longest first; a name with no such suffix has none)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    cuts = [cut for cut in range(len(name) - 1, 0, -1) if _ROTATED_SUFFIX.match(name[cut:])]
+    return [os.path.join(folder, name[:cut]) for cut in cuts]
+
+
+def family(path: str) -> list[str]:
+    """Every file that may hold `path`'s content now: itself, the paths it was rotated from and the
+    rotated siblings of all of them (`access.log-20261201` after `compress` is `...-20261201.gz`)."""
+    names = [os.path.abspath(path), *live_names(path)]
+    found = dict.fromkeys(names)
+    for name in names:
+        found.update(dict.fromkeys(rotated_siblings(name)))
+    return list(found)
+
+
 def has_bytes_past(path: str, offset: int) -> bool:
     """Whether the content of `path` is longer than `offset` (decompressing a gzip as far as needed)."""
     with content_of(path) as (raw, handle, kind):
@@ -147,11 +166,7 @@ def continued_elsewhere(path: str, head: bytes, length: int, live_within: float)
     content, at least as far, and was written in the last `live_within` seconds: then `path` is a
     copy of a live file, and its last line without a newline is not finished, however idle or
     compressed the copy is. (After a real rotation the file at the old name holds other content.)"""
-    folder, name = os.path.split(os.path.abspath(path))
-    for cut in range(1, len(name)):
-        if not _ROTATED_SUFFIX.match(name[cut:]):
-            continue
-        twin = os.path.join(folder, name[:cut])
+    for twin in live_names(path):
         got = head_of(twin) if os.path.isfile(twin) else None
         if got is None or time.time() - got[1] >= live_within or not _same_content(got[0], head):
             continue

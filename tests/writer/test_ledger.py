@@ -152,3 +152,34 @@ def test_a_batch_whose_intent_remains_is_never_folded(cfg, tmp_path: Path, monke
     st = _status(cfg.data_dir)
     assert st["written"]["lines_read"] == 200 and st["written"]["batches"] == 1
     assert st["tables"]["access_log"]["rows"] == 200 and st["tables"]["access_log"]["lake_matches_manifests"]
+
+
+def _gzip(path: Path, dest: Path) -> None:
+    import gzip
+
+    dest.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+
+
+def test_a_checkpoint_stays_while_any_rotation_holds_its_content(cfg, tmp_path: Path) -> None:
+    """Apache's `access_log.1`, read by hand, then rotated on to `access_log.2.gz`; and a file read
+    first as a `.gz`: each checkpoint lives as long as its content is on disk, then goes."""
+    lines = real_file(ELASTIC).read_bytes().splitlines(keepends=True)
+    rotated, compressed = tmp_path / "access_log.1", tmp_path / "other.log.3.gz"
+    rotated.write_bytes(b"".join(lines[:50]))
+    (tmp_path / "other.log.3").write_bytes(b"".join(lines[50:90]))
+    _gzip(tmp_path / "other.log.3", compressed)
+    for p in (rotated, compressed):
+        Writer(cfg).write_file(str(p))
+    (tmp_path / "access_log").write_bytes(b"".join(lines[90:100]))  # the live file: other content
+    _gzip(rotated, tmp_path / "access_log.2.gz")  # logrotate's next run (numbered, compress)
+    later = time.time() + 8 * DAY
+    assert prune_checkpoints(cfg, 7 * DAY, now=later) == 0
+    Writer(cfg).write_file(str(tmp_path / "access_log.2.gz"))  # a backfill of every rotation: nothing new
+    Writer(cfg).write_file(str(compressed))
+    assert _status(cfg.data_dir)["written"]["lines_read"] == 90
+    (tmp_path / "access_log.2.gz").unlink()
+    compressed.unlink()
+    assert prune_checkpoints(cfg, 7 * DAY, now=later) == 2
+    assert not list((cfg.state_dir / "checkpoints").glob("*.json"))
+    assert not list((cfg.state_dir / "paths").glob("*.json"))  # the paths gone with them are forgotten
