@@ -53,6 +53,17 @@ class Lake:
         p = self.path(*parts)
         return p if self.is_local else f"s3://{p}"
 
+    def remove_tree(self, path: str) -> None:
+        """Delete a folder and everything under it. Object stores with real directories (SeaweedFS's
+        filer) keep an empty directory entry after its objects go, which a glob of `dt=*/hour=*`
+        would still list as a partition: it is deleted too."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
+        if not self.is_local:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rm(path.rstrip("/") + "/")
+            self.fs.invalidate_cache(path)
+
     def write_atomic(self, path: str, data: bytes) -> None:
         """Readers see the whole file or nothing.
 

@@ -169,8 +169,8 @@ def _expire(cfg: Config, catalog: Catalog, lake: Lake, going: list[Expiring]) ->
     if not catalog.views_current():
         return False
     for e in going:  # no compaction starts on an unregistered partition
-        with contextlib.suppress(FileNotFoundError), partition_lock(cfg, e.table, e.partition):
-            lake.fs.rm(lake.path(e.table, e.partition.path), recursive=True)
+        with partition_lock(cfg, e.table, e.partition):
+            lake.remove_tree(lake.path(e.table, e.partition.path))
         entry = data["tables"][e.table]
         entry["rows"] = int(entry.get("rows", 0)) + int(entry["expiring"].pop(e.partition.path))
     _save(cfg, data)
