@@ -33,6 +33,14 @@ def _cli(args: list[str], data_dir: Path, config: Path, **env: str) -> subproces
     return done
 
 
+def _corrupt_segment(data_dir: Path) -> None:
+    """A segment rollover cannot convert (its `.error` quotes the raw value)."""
+    segment = next((data_dir / "spool" / "access_log").glob("*.csv"))
+    bad = segment.with_name("20000101T000000000000Z-test-1-000001.csv")
+    bad.write_text(segment.read_text().splitlines()[0] + '\n"not a time",,"1.2.3.4",,,,200,1,,\n')
+    os.chmod(bad, 0o600)  # the test's own file: what loglake makes of it is what is checked
+
+
 def _pipeline(tmp_path: Path, toml: str = "", **env: str) -> Path:
     """write (2 batches of the same hours) + a corrupt segment + rollover + compact + query + status,
     in a data dir that exists beforehand as 0755 (as `mkdir` under umask 022 leaves it)."""
@@ -43,10 +51,7 @@ def _pipeline(tmp_path: Path, toml: str = "", **env: str) -> Path:
     config.write_text(_CONFIG + toml, encoding="utf-8")
     for seed in (1, 2):
         _cli(["write", str(write_log(tmp_path / f"{seed}.log", 300, seed=seed))], data_dir, config, **env)
-    segment = next((data_dir / "spool" / "access_log").glob("*.csv"))
-    bad = segment.with_name("20000101T000000000000Z-test-1-000001.csv")
-    bad.write_text(segment.read_text().splitlines()[0] + '\n"not a time",,"1.2.3.4",,,,200,1,,\n')
-    os.chmod(bad, 0o600)  # the test's own file: what loglake makes of it is what is checked
+    _corrupt_segment(data_dir)
     _cli(["rollover"], data_dir, config, **env)
     assert "compact: 0 partition" not in _cli(["compact"], data_dir, config, **env).stderr
     _cli(["compact"], data_dir, config, **env)  # purges the replaced files
@@ -103,11 +108,14 @@ def test_the_python_api_makes_the_same_modes_under_umask_022(make_config, tmp_pa
     try:
         for seed in (1, 2):
             Writer(cfg).write_file(str(write_log(tmp_path / f"{seed}.log", 300, seed=seed)))
-        run_rollover(cfg)
+        _corrupt_segment(cfg.data_dir)
+        assert run_rollover(cfg).failed  # parked in _failed/ with its .error beside it
         catalog = load_catalog(cfg)
         assert catalog.query("SELECT count(*) FROM access_log").rows[0][0] == 600
         catalog.close()
     finally:
         os.umask(old)
-    loose = [(p, oct(m)) for p, m, _ in _created(cfg.data_dir) if m & 0o077]
+    found = _created(cfg.data_dir)
+    assert any(p.endswith(".error") for p, _, _ in found)
+    loose = [(p, oct(m)) for p, m, _ in found if m & 0o077]
     assert not loose, loose
