@@ -471,6 +471,10 @@ def load_config(
         cfg = dataclasses.replace(cfg, tables=_build_tables(tables_data, problems))
     if alerts_data is not None:
         cfg = dataclasses.replace(cfg, alerts=_build_alerts(alerts_data, problems))
+    names = [t.name for t in cfg.tables]
+    if names and DEFAULT_STALE.table not in names:  # the built-in `stale` watches a table that exists
+        stale = dataclasses.replace(DEFAULT_STALE, table=names[0])
+        cfg = dataclasses.replace(cfg, alerts=tuple(stale if r is DEFAULT_STALE else r for r in cfg.alerts))
     if not cfg.host_id:
         cfg = dataclasses.replace(cfg, host_id=_default_host_id())
     cfg = dataclasses.replace(cfg, source=str(file) if file else "<defaults>")

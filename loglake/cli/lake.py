@@ -60,7 +60,7 @@ def alert(
     engine: Annotated[str | None, typer.Option("--engine", help="duckdb | trino (default: the catalog)")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Evaluate the alert rules: exit 0 all quiet, 1 something fires, 75 could not evaluate."""
+    """Evaluate the alert rules: exit 1 if one fires, else 75 if one could not be evaluated, else 0."""
     from loglake.catalog import load_catalog
 
     if fmt not in ("table", "json"):
@@ -84,7 +84,9 @@ def alert(
         raise typer.Exit(75) from None
     _print_verdicts(verdicts, fmt)
     if any(v.firing for v in verdicts):
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # a firing rule pages even when another one is broken
+    if any(v.error for v in verdicts):
+        raise typer.Exit(75)
 
 
 def _names(cfg: "Config") -> str:
@@ -92,9 +94,9 @@ def _names(cfg: "Config") -> str:
 
 
 def _evaluate(catalog: "Catalog", rules: list) -> list["Verdict"]:
-    from loglake.queries.alerts import evaluate
+    from loglake.queries.alerts import evaluate_all
 
-    return [evaluate(catalog, r) for r in rules]
+    return evaluate_all(catalog, rules)
 
 
 def _print_verdicts(verdicts: list["Verdict"], fmt: str) -> None:
@@ -103,11 +105,11 @@ def _print_verdicts(verdicts: list["Verdict"], fmt: str) -> None:
     if fmt == "json":
         typer.echo(json.dumps([v.as_dict() for v in verdicts], indent=2, default=str))
         return
+    marks = {"firing": "[bold red]FIRING[/bold red]", "ok": "[green]ok[/green]", "error": "[yellow]ERROR[/yellow]"}
     for v in verdicts:
-        mark = "[bold red]FIRING[/bold red]" if v.firing else "[green]ok[/green]"
-        err.print(f"{mark} {v.rule}: {v.message}")
-    firing = sum(v.firing for v in verdicts)
-    err.print(f"alert: {len(verdicts)} rule(s), {firing} firing")
+        err.print(f"{marks[v.state]} {v.rule}: {v.message}")
+    firing, broken = sum(v.firing for v in verdicts), sum(v.error for v in verdicts)
+    err.print(f"alert: {len(verdicts)} rule(s), {firing} firing" + (f", {broken} not evaluated" if broken else ""))
 
 
 def _watch(cfg: "Config", catalog: "Catalog", rules: list) -> None:
@@ -121,11 +123,7 @@ def _watch(cfg: "Config", catalog: "Catalog", rules: list) -> None:
     rounds = sent = 0
     with on_stop_signals(lambda signum: stop.__setitem__("now", True)):
         while not stop["now"]:
-            try:
-                verdicts = _evaluate(catalog, rules)
-            except LoglakeError as e:
-                err.print(f"[yellow]alert --watch: could not evaluate: {e}[/yellow]")
-                verdicts = []
+            verdicts = _evaluate(catalog, rules)  # a rule that fails is an `error` verdict, notified once
             rounds += 1
             for event in state.transitions(verdicts):
                 err.print(f"[bold]{event['state'].upper()}[/bold] {event['rule']}: {event['message']}")

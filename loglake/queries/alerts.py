@@ -5,6 +5,11 @@ bound so both engines prune to a day or two of partitions). A rule's `where` is 
 but it still reaches SQL only after sqlglot parsed it as a single condition on columns: no
 subquery, no statement separator. The `stale` rule watches the pipeline, not the site: the newest
 row visible to SQL is older than `stale_after` seconds.
+
+Rules are evaluated one by one: a rule that cannot be evaluated (its query fails: a column the
+lake does not have yet, an unreachable engine) is a verdict of its own, `error`, with the reason,
+and never stops the others firing. A configured table with no rows yet is not an error: its rules
+see zero rows (so `stale` fires, and a share rule stays quiet).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loglake.config import AlertRule, Config
+from loglake.errors import LoglakeError
 from loglake.schema import FIELD_TYPES, quote_identifier, validate_identifier
 
 if TYPE_CHECKING:
@@ -27,7 +33,7 @@ _KINDS = ("share_over", "requests_below", "count_over", "stale_after")
 
 @dataclass(frozen=True)
 class Verdict:
-    """One rule's outcome: firing or not, the numbers behind it, and a sentence saying so."""
+    """One rule's outcome: firing, quiet, or not evaluated (`error`, the reason in `message`)."""
 
     rule: str
     firing: bool
@@ -35,11 +41,17 @@ class Verdict:
     threshold: float
     rows: int | None
     message: str
+    error: bool = False
+
+    @property
+    def state(self) -> str:
+        return "error" if self.error else "firing" if self.firing else "ok"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
             "firing": self.firing,
+            "error": self.error,
             "value": self.value,
             "threshold": self.threshold,
             "rows": self.rows,
@@ -69,10 +81,16 @@ def _condition(text: str) -> exp.Expression:
         raise ValueError(f"is not a SQL condition: {str(e).splitlines()[0]}") from None
     if isinstance(node, (exp.Select, exp.Query, exp.Command)) or node.find(exp.Select, exp.Subquery):
         raise ValueError("must be a condition, not a query")
-    unknown = sorted({c.name for c in node.find_all(exp.Column)} - set(FIELD_TYPES) - {"dt", "hour"})
+    unknown = sorted(_columns(node) - set(FIELD_TYPES) - {"dt", "hour"})
     if unknown:
         raise ValueError(f"unknown column(s) {', '.join(unknown)}")
     return node
+
+
+def _columns(node: exp.Expression) -> set[str]:
+    from sqlglot import exp
+
+    return {c.name for c in node.find_all(exp.Column)}
 
 
 def validate_alerts(cfg: Config) -> list[str]:
@@ -93,11 +111,23 @@ def validate_alerts(cfg: Config) -> list[str]:
             window_seconds(r.window)
         except ValueError as e:
             problems.append(f"{where}.window: {e}")
+        table = next((t for t in cfg.tables if t.name == r.table), None)
+        if table is None:
+            problems.append(
+                f"{where}.table: {r.table!r} is not a configured table ({', '.join(t.name for t in cfg.tables)})"
+            )
         if r.where:
             try:
-                _condition(r.where)
+                node = _condition(r.where)
             except ValueError as e:
                 problems.append(f"{where}.where: {r.where!r} {e}")
+            else:
+                absent = sorted(_columns(node) - {"dt", "hour", *(table.columns if table else ())})
+                if table is not None and absent:
+                    problems.append(
+                        f"{where}.where: {r.where!r} uses column(s) {', '.join(absent)} that table {r.table} does not "
+                        f"have (its columns: {', '.join(table.columns)})"
+                    )
         elif r.share_over >= 0:
             problems.append(f"{where}: share_over needs `where` (the rows whose share is measured)")
     a = cfg.alerting
@@ -135,10 +165,39 @@ def rule_sql(rule: AlertRule, engine: str, now: datetime) -> str:
     return sqlglot.transpile(sql, read="trino", write=engine)[0]
 
 
-def evaluate(catalog: Catalog, rule: AlertRule, now: datetime | None = None) -> Verdict:
-    """Run one rule; catalog errors propagate (the caller decides: exit 75, or retry)."""
+def evaluate_all(catalog: Catalog, rules: list[AlertRule], now: datetime | None = None) -> list[Verdict]:
+    """Every rule's verdict, each on its own: one that cannot be evaluated is an `error` verdict."""
     now = now or datetime.now(UTC)
-    row = catalog.query(rule_sql(rule, catalog.engine, now)).rows[0]
+    try:
+        present = set(catalog.tables())
+    except LoglakeError as e:
+        return [_not_evaluated(r, e) for r in rules]
+    verdicts = []
+    for r in rules:
+        try:
+            verdicts.append(evaluate(catalog, r, now) if r.table in present else _verdict(r, _NO_ROWS[kind(r)], now))
+        except LoglakeError as e:
+            verdicts.append(_not_evaluated(r, e))
+    return verdicts
+
+
+#: What a rule's query returns on a table with no rows (one a rollover has not created yet).
+_NO_ROWS: dict[str, tuple[Any, ...]] = {k: ((None, 0) if k == "stale_after" else (0, 0)) for k in _KINDS}
+
+
+def _not_evaluated(rule: AlertRule, e: Exception) -> Verdict:
+    threshold = float(getattr(rule, kind(rule)))
+    return Verdict(rule.name, False, None, threshold, None, f"could not evaluate: {e}", error=True)
+
+
+def evaluate(catalog: Catalog, rule: AlertRule, now: datetime | None = None) -> Verdict:
+    """Run one rule; catalog errors propagate (evaluate_all turns them into an `error` verdict)."""
+    now = now or datetime.now(UTC)
+    return _verdict(rule, catalog.query(rule_sql(rule, catalog.engine, now)).rows[0], now)
+
+
+def _verdict(rule: AlertRule, row: tuple[Any, ...], now: datetime) -> Verdict:
+    """A rule's verdict from its query's one row."""
     k = kind(rule)
     if k == "stale_after":
         newest, n = row
@@ -167,4 +226,4 @@ def evaluate(catalog: Catalog, rule: AlertRule, now: datetime | None = None) -> 
     return Verdict(rule.name, firing, counted, rule.count_over, n, text)
 
 
-__all__ = ["Verdict", "evaluate", "kind", "rule_sql", "validate_alerts", "window_seconds"]
+__all__ = ["Verdict", "evaluate", "evaluate_all", "kind", "rule_sql", "validate_alerts", "window_seconds"]

@@ -1,6 +1,7 @@
 """Telling someone: a rule that starts or stops firing runs a command and/or POSTs to a webhook.
 
-Only changes of state are sent (firing, resolved), never a repeat while a rule stays firing, and
+Only changes of state are sent (firing, resolved, and error when a rule could not be evaluated),
+never a repeat while a rule stays in one, and
 the last known state is kept in `state/alerts.json` so a restarted `alert --watch` does not page
 again for an alert already sent. The webhook token comes from an environment variable or a file,
 never from the config value, and travels only over https (or to localhost).
@@ -17,7 +18,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from loglake.config import AlertingConfig, Config
 from loglake.errors import ConfigError
@@ -76,28 +77,34 @@ class Notifier:
 
 
 class AlertState:
-    """Which rules were last reported firing (persisted), and the transitions a new round makes."""
+    """Each rule's last reported state (persisted: ok, firing, or error = could not be evaluated),
+    and the transitions a new round makes: `firing`, `error` (with the reason), `resolved`."""
+
+    _EVENT: ClassVar[dict[str, str]] = {"firing": "firing", "error": "error", "ok": "resolved"}
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.firing: dict[str, bool] = dict(read_json(path).get("firing", {}))
+            saved = read_json(path)
+            states = saved.get("states") or {r: "firing" if f else "ok" for r, f in saved.get("firing", {}).items()}
+            self.states: dict[str, str] = {str(r): str(s) for r, s in states.items()}
         except (OSError, ValueError, AttributeError):
-            self.firing = {}
+            self.states = {}
 
     def transitions(self, verdicts: list[Verdict]) -> list[dict[str, Any]]:
         events = []
         for v in verdicts:
-            before = self.firing.get(v.rule, False)
-            if v.firing != before:
-                state = "firing" if v.firing else "resolved"
-                events.append({"state": state, "at": datetime.now(UTC).isoformat(), **v.as_dict()})
+            before = self.states.get(v.rule, "ok")
+            if v.state != before:
+                at = datetime.now(UTC).isoformat()
+                events.append({"state": self._EVENT[v.state], "previous": before, "at": at, **v.as_dict()})
         return events
 
     def mark(self, event: dict[str, Any]) -> None:
-        self.firing[event["rule"]] = event["state"] == "firing"
+        self.states[event["rule"]] = "ok" if event["state"] == "resolved" else event["state"]
         private_dir(self.path.parent)
-        atomic_write_json(self.path, {"firing": self.firing, "at": time.time()})
+        firing = {r: s == "firing" for r, s in self.states.items()}  # the file's older form, still read
+        atomic_write_json(self.path, {"states": self.states, "firing": firing, "at": time.time()})
 
 
 __all__ = ["AlertState", "Notifier", "NotifyError"]

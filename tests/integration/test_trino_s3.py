@@ -246,6 +246,13 @@ def test_alert_evaluates_on_trino(trino_env, data_dir: Path, tmp_path: Path) -> 
     verdicts = {v["rule"]: v for v in json.loads(out.stdout)}
     assert verdicts["site_down"]["firing"] and verdicts["site_down"]["rows"] == 40
     assert verdicts["site_down"]["value"] == 0.25 and not verdicts["stale"]["firing"]
+    broken = tmp_path / "broken.toml"  # a rule Trino refuses (integer = varchar) is its own verdict
+    broken.write_text(example.read_text() + "[alerts.typo]\nwhere = \"status = 'oops'\"\ncount_over = 0\n")
+    out = run_cli(["alert", "--config", str(broken), "--format", "json"], data_dir, **trino_env)
+    assert out.returncode == 1, out.stderr
+    verdicts = {v["rule"]: v for v in json.loads(out.stdout)}
+    assert verdicts["site_down"]["firing"] and verdicts["typo"]["error"], verdicts
+    assert "TYPE_MISMATCH" in verdicts["typo"]["message"]
 
 
 def test_pruning_never_changes_an_answer_on_trino(trino_env, data_dir: Path, tmp_path: Path) -> None:

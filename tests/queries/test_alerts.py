@@ -63,8 +63,15 @@ def test_stale_fires_when_the_newest_row_is_old(data_dir: Path, tmp_path: Path) 
 
 
 def test_rules_that_cannot_be_evaluated_or_are_wrong(data_dir: Path, tmp_path: Path) -> None:
-    nothing = run_cli(["alert", "--config", str(EXAMPLE)], data_dir)
-    assert nothing.returncode == 75 and "could not evaluate" in nothing.stderr
+    nothing = run_cli(["alert", "--config", str(EXAMPLE)], data_dir)  # no rollover yet: zero rows
+    assert nothing.returncode == 1, nothing.stderr
+    assert "FIRING stale: no rows in access_log" in nothing.stderr and "ok site_down: 0.0% of 0 rows" in nothing.stderr
+    _ingest(data_dir, tmp_path, _lines(20, 200, ago=1))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[alerts.typo]\nwhere = \"status = 'oops'\"\ncount_over = 0\n")  # fails on the engine only
+    out = run_cli(["alert", "--config", str(broken)], data_dir)
+    assert out.returncode == 75, out.stderr  # nothing fires, one rule could not be evaluated
+    assert "ERROR typo: could not evaluate: duckdb: Conversion Error" in out.stderr and "ok stale" in out.stderr
     bad = tmp_path / "bad.toml"
     for text, says in [
         ('[alerts.x]\nshare_over = 0.1\nwindow = "2m"\n', "share_over needs `where`"),
@@ -73,6 +80,12 @@ def test_rules_that_cannot_be_evaluated_or_are_wrong(data_dir: Path, tmp_path: P
         ("[alerts.x]\ncount_over = 1\nrequests_below = 2\n", "set exactly one of"),
         ('[alerts.x]\ncount_over = 1\nwindow = "soon"\n', "not a duration"),
         ('[alerting]\nwebhook_url = "http://hooks.example.com/x"\n', "must be https://"),
+        ('[alerts.x]\ntable = "nosuch"\ncount_over = 1\n', "'nosuch' is not a configured table (access_log)"),
+        (
+            '[tables.access_log]\ncolumns = ["ts", "status"]\n[alerts.x]\nwhere = "path = \'/\' and status > 1"\n'
+            "count_over = 1\n",
+            "uses column(s) path that table access_log does not have (its columns: ts, status)",
+        ),
     ]:
         bad.write_text(text)
         out = run_cli(["alert", "--config", str(bad)], data_dir)
@@ -147,3 +160,115 @@ def test_watch_notifies_each_change_once_by_command_and_webhook(data_dir: Path, 
     ]
     assert "s3cret-token" not in err
     assert "notification(s) sent" in err
+
+
+def test_a_table_without_access_log_keeps_the_builtin_stale_rule_valid(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "api.toml"
+    config.write_text("[tables.api]\n")
+    out = run_cli(["alert", "--config", str(config), "--format", "json"], data_dir)
+    assert out.returncode == 1, out.stderr
+    assert [(v["rule"], v["firing"], v["message"]) for v in json.loads(out.stdout)] == [
+        ("stale", True, "no rows in api for a day or more")
+    ]
+
+
+#: The lake of BROKEN_LAKE has no `referer` column (rolled over under these columns); BROKEN's
+#: `spam` rule needs it (check-config accepts it: the configured table has it) and `api` has no rows.
+BROKEN_LAKE = '[tables.access_log]\ncolumns = ["ts", "client_ip", "method", "path", "status", "bytes"]\n'
+BROKEN = """
+[tables.access_log]
+[tables.api]
+[alerts.site_down]
+where = "status >= 500"
+share_over = 0.05
+window = "10m"
+min_requests = 10
+[alerts.stale]
+stale_after = 30
+[alerts.spam]
+where = "referer like '%spam%'"
+count_over = 0
+window = "10m"
+[alerts.api_stale]
+table = "api"
+stale_after = 60
+"""
+
+
+def _broken_lake(data_dir: Path, tmp_path: Path) -> Path:
+    """A lake whose newest rows are 5xx, 60-120 s old; returns the config with one broken rule."""
+    lake_config = tmp_path / "lake.toml"
+    lake_config.write_text(BROKEN_LAKE)
+    log = tmp_path / "down.log"
+    log.write_bytes(_lines(40, 503, ago=60))
+    for args in (["write", str(log)], ["rollover"]):
+        proc = run_cli([*args, "--config", str(lake_config)], data_dir)
+        assert proc.returncode == 0, proc.stderr
+    config = tmp_path / "broken.toml"
+    config.write_text(BROKEN)
+    assert run_cli(["check-config", "--config", str(config)], data_dir).returncode == 0
+    return config
+
+
+def test_one_broken_rule_does_not_silence_the_others(data_dir: Path, tmp_path: Path) -> None:
+    config = _broken_lake(data_dir, tmp_path)
+    out = run_cli(["alert", "--config", str(config), "--format", "json"], data_dir)
+    assert out.returncode == 1, out.stderr  # firing wins over "could not evaluate"
+    verdicts = {v["rule"]: v for v in json.loads(out.stdout)}
+    assert {r: (v["firing"], v["error"]) for r, v in verdicts.items()} == {
+        "site_down": (True, False),
+        "stale": (True, False),
+        "spam": (False, True),
+        "api_stale": (True, False),  # a configured table with no rows yet: zero rows, not an error
+    }
+    assert verdicts["site_down"]["rows"] == 40 and verdicts["api_stale"]["rows"] == 0
+    assert "could not evaluate: duckdb:" in verdicts["spam"]["message"] and "referer" in verdicts["spam"]["message"]
+
+
+def test_watch_notifies_a_broken_rule_once_and_the_others_as_usual(data_dir: Path, tmp_path: Path) -> None:
+    config = _broken_lake(data_dir, tmp_path)
+    events = tmp_path / "events.jsonl"
+    config.write_text(BROKEN + f"[alerting]\ninterval = 0.3\ncommand = \"sh -c 'cat >> {events}; echo >> {events}'\"\n")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "loglake", "alert", "--watch", "--config", str(config)],
+        env=cli_env(data_dir),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (events.exists() and len(_events(events)) >= 4):
+            time.sleep(0.2)
+        time.sleep(1.5)  # several more rounds: nothing is sent again
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        _out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    sent = sorted((e["rule"], e["state"]) for e in _events(events)) if events.exists() else []
+    assert sent == [("api_stale", "firing"), ("site_down", "firing"), ("spam", "error"), ("stale", "firing")], err
+    spam = next(e for e in _events(events) if e["rule"] == "spam")
+    assert spam["error"] and "referer" in spam["message"] and spam["previous"] == "ok"
+
+
+def test_alert_state_goes_ok_error_resolved_firing_and_reads_its_older_file(tmp_path: Path) -> None:
+    from loglake.queries.alerts import Verdict
+    from loglake.queries.notify import AlertState
+
+    path = tmp_path / "state" / "alerts.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"firing": {"old": True}}))  # the file as earlier versions wrote it
+    state = AlertState(path)
+
+    def round_(firing: bool, error: bool) -> list[str]:
+        events = state.transitions(
+            [Verdict("r", firing, None, 1.0, None, "m", error), Verdict("old", True, 1.0, 1.0, 1, "m")]
+        )
+        for e in events:
+            state.mark(e)
+        return [f"{e['rule']}:{e['previous']}->{e['state']}" for e in events]
+
+    assert round_(False, True) == ["r:ok->error"]  # "old" was already firing: not sent again
+    assert round_(False, True) == []
+    assert round_(False, False) == ["r:error->resolved"]
+    assert round_(True, False) == ["r:ok->firing"]
+    assert AlertState(path).states == {"old": "firing", "r": "firing"}
