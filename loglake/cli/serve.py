@@ -24,7 +24,7 @@ def serve(
     max_connections: Annotated[int, typer.Option(min=1, help="Open connections at most (503 above)")] = 100,
     header_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds for the headers (then closed)")] = 10.0,
     keep_alive_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds an idle connection stays open")] = 5.0,
-    max_header_bytes: Annotated[int, typer.Option(min=1024, help="Request line and headers (400 above)")] = 16 << 10,
+    max_header_bytes: Annotated[int, typer.Option(min=1024, help="Request line and headers (431 above)")] = 16 << 10,
     config: ConfigOpt = None,
 ) -> None:
     """Receive logs over HTTP(S): POST /v1/logs, answered 202 once the lines are durably spooled."""

@@ -255,3 +255,31 @@ def test_a_client_that_hangs_up_mid_body_is_one_log_line(
     assert "Traceback" not in err and "ClientDisconnect" not in err
     assert err.count("disconnected before the end of its body") == 3, err
     assert sorted(_lake_ids(data_dir)) == [0, 1]
+
+
+def test_oversized_headers_are_a_431_and_a_stalled_body_a_408(
+    tmp_path: Path, data_dir: Path, certs: dict[str, Path]
+) -> None:
+    srv = Server(tmp_path, data_dir, certs, "--body-timeout", "1", "--max-header-bytes", "4096")
+    try:
+        s = _tls_socket(srv)
+        s.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 431 ")  # whole in one read: h11 alone would take it
+        s.close()
+        s = _tls_socket(srv)
+        s.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):
+            s.sendall(b"X-More: " + b"b" * 2000 + b"\r\n")  # the same, read after read
+        assert s.recv(100).startswith(b"HTTP/1.1 431 ")
+        s.close()
+        s = _tls_socket(srv)
+        head = f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 5000\r\n"
+        s.sendall(head.encode() + b"\r\n" + lines(0, 3))  # and then nothing more
+        started = time.monotonic()
+        assert s.recv(100).startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - started < 10
+        s.close()
+        assert srv.post(lines(3, 4))[0] == 202
+    finally:
+        srv.stop()
+    assert sorted(_lake_ids(data_dir)) == [3]
