@@ -93,6 +93,8 @@ class RolloverConfig:
     compact_target_bytes: int = 128 * 1024 * 1024  # merged files are at least this big (or the whole hour)
     compact_grace: float = 600.0  # replaced files stay this long for queries that started before the switch
     compact_memory: str = "512MB"  # DuckDB's memory limit while merging (its sort spills beyond it)
+    # a DuckDB session holding catalog.duckdb (stale views) delays deleting replaced files this long at most
+    compact_view_wait: float = 3600.0
     compact_lease: float = 900.0  # a host compacting an hour holds it this long at most (a crash frees it then)
 
 
@@ -613,7 +615,7 @@ def validate(cfg: Config) -> list[str]:
         p.append(f"rollover.compression: {r.compression!r} is not zstd, snappy, gzip or none")
     if r.row_group_size <= 0:
         p.append("rollover.row_group_size: must be positive")
-    for name in ("compact_interval", "compact_older_than", "compact_grace"):
+    for name in ("compact_interval", "compact_older_than", "compact_grace", "compact_view_wait"):
         if getattr(r, name) < 0:
             p.append(f"rollover.{name}: must not be negative")
     if r.compact_lease <= 0:

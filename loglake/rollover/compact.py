@@ -3,15 +3,18 @@
 The Hive layout has no atomic multi-file swap, so a compaction never touches the files readers are
 reading. For partition P (folder `dt=D/hour=H/`, or the folder of its last compaction):
 
-1. under P's lock, list P's current folder; merge its small files (sorted by `ts`, DuckDB, bounded
-   memory) into `dt=D/hour=H/_compacted/g<N>/` beside copies of the files already large;
+1. under P's lock and lease (lease.py: hosts sharing the lake), list P's current folder; merge its
+   small files, one merge per PII key (merge.py), into `dt=D/hour=H/_compacted/g<N>/` beside
+   copies of the files already large; the record lists every input as consumed, so neither a
+   file nor its copy is ever served or merged twice;
 2. write P's record `dt=D/hour=H/_compaction.json` saying generation N is *pending* (the commit
    point: from here on a rerun finishes the switch instead of redoing the merge);
 3. point the catalog at the new folder: DuckDB in one SQLite UPDATE (a reader sees the old files or
    the new, never both or neither); Trino by unregister + register (Trino has no atomic partition
    location change, trinodb/trino#3501: a Trino query planned in those milliseconds misses P);
 4. mark the record *switched* and list the old files as retired: they are deleted by a later run
-   once `grace` has passed, so a query that started before the switch still finds them.
+   once `grace` has passed, so a query that started before the switch still finds them (while a
+   DuckDB session holds `catalog.duckdb` on stale views, up to `compact_view_wait` later, no more).
 
 Rollover writes into P's current folder under the same lock, and skips a segment whose rows a
 compaction already holds (a rollover rerun after a crash), so a late file is neither lost nor
@@ -25,19 +28,18 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from loglake.catalog.base import Catalog, Partition
 from loglake.config import Config
 from loglake.faults import fault_point
 from loglake.rollover.lease import Held, Lease, acquire
+from loglake.rollover.merge import by_key_id, write_merged
 from loglake.storage import Lake
 
 RECORD = "_compaction.json"
@@ -162,21 +164,23 @@ def _compact_leased(
     purge: bool,
     lease: Lease,
 ) -> None:
-    """Finish a pending switch, delete what has served its grace (`purge`: only when every stored
-    view points at current folders), then merge if at least two files are small."""
+    """Finish a pending switch, delete what has served its grace (`purge`: every stored view points
+    at current folders), then merge the small files of each PII key of which there are two or more
+    (one merged file per key: a key rotation stays visible in every hour)."""
     record = read_record(lake, table, p) or {}
     if record.get("state") == "pending":
         _hold(lease)
         _switch(cfg, lake, catalog, table, p, record)
         report.finished += 1
-    if record and purge:
-        report.deleted += _purge(lake, table, p, record)
+    if record:  # a user's DuckDB session on stale views delays deletion, by compact_view_wait at most
+        report.deleted += _purge(lake, table, p, record, 0.0 if purge else cfg.rollover.compact_view_wait)
     files = _serving(lake, table, p, record)
     target = cfg.rollover.compact_target_bytes
     small = [f for f in files if f[1] < target]
-    if len(small) < 2:
-        return
-    _merge(cfg, lake, catalog, table, p, record, files, small, report, lease)
+    by_key = by_key_id(lake, small) if len(small) >= 2 else {}
+    groups = {key: group for key, group in by_key.items() if len(group) >= 2}
+    if groups:
+        _merge(cfg, lake, catalog, table, p, record, files, groups, report, lease)
 
 
 def _name(path: str) -> str:
@@ -191,7 +195,7 @@ def _merge(
     p: Partition,
     record: dict[str, Any],
     files: list[tuple[str, int]],
-    small: list[tuple[str, int]],
+    groups: dict[str, list[tuple[str, int]]],
     report: CompactReport,
     lease: Lease,
 ) -> None:
@@ -199,17 +203,23 @@ def _merge(
     folder = lake.path(table, p.path, "_compacted", f"g{generation}")
     with contextlib.suppress(FileNotFoundError):
         lake.fs.rm(folder, recursive=True)  # a merge interrupted before its record: not served, redo
-    out = _write_merged(cfg, lake, [f for f, _ in small], folder, f"g{generation}")
-    for path, _size in files:
-        if (path, _size) not in small:
+    merged = [f for g in groups.values() for f in g]
+    out: list[tuple[str, int]] = []
+    for j, (key_id, group) in enumerate(groups.items()):  # one merged file (or more) per PII key
+        prefix = f"g{generation}" if len(groups) == 1 else f"g{generation}-k{j}"
+        out += write_merged(cfg, lake, [f for f, _ in group], folder, prefix, key_id)
+    for path, size in files:
+        if (path, size) not in merged:
             lake.fs.copy(path, f"{folder}/{_name(path)}")  # a file already large: moved as it is
     _fault("compact-merged")
-    merged_segments = [_name(f) for f, _ in small if not _name(f).startswith("part-g")]
+    # Every input's name, merged or copied: rollover never writes it again, and the Hive folder's
+    # original of a copied file is never served (nor merged) beside its copy.
+    inputs = [_name(f) for f, _ in files if not _name(f).startswith("part-g")]
     new = {
         "generation": generation,
         "location": lake.uri(table, p.path, "_compacted", f"g{generation}"),
         "state": "pending",
-        "consumed": sorted(set(record.get("consumed", [])) | set(merged_segments)),
+        "consumed": sorted(set(record.get("consumed", [])) | set(inputs)),
         "retired": [
             *record.get("retired", []),
             {"files": [f for f, _ in files], "after": time.time() + cfg.rollover.compact_grace},
@@ -222,8 +232,8 @@ def _merge(
     _switch(cfg, lake, catalog, table, p, new)
     _fault("compact-switched")
     report.partitions += 1
-    report.files_in += len(small)
-    report.bytes_in += sum(s for _, s in small)
+    report.files_in += len(merged)
+    report.bytes_in += sum(s for _, s in merged)
     report.files_out += len(out)
     report.bytes_out += sum(s for _, s in out)
 
@@ -239,9 +249,9 @@ def _switch(cfg: Config, lake: Lake, catalog: Catalog, table: str, p: Partition,
     _write_record(lake, table, p, record)
 
 
-def _purge(lake: Lake, table: str, p: Partition, record: dict[str, Any]) -> int:
-    """Delete retired files whose grace has passed; the record keeps the rest."""
-    now = time.time()
+def _purge(lake: Lake, table: str, p: Partition, record: dict[str, Any], wait: float = 0.0) -> int:
+    """Delete retired files whose grace (plus `wait`) has passed; the record keeps the rest."""
+    now = time.time() - wait
     due = [r for r in record.get("retired", []) if r["after"] <= now]
     if not due:
         return 0
@@ -264,60 +274,6 @@ def _purge(lake: Lake, table: str, p: Partition, record: dict[str, Any]) -> int:
     return deleted
 
 
-def _write_merged(cfg: Config, lake: Lake, inputs: list[str], folder: str, prefix: str) -> list[tuple[str, int]]:
-    """Merge with DuckDB into a local scratch folder (its sort spills to disk, so memory stays
-    bounded whatever the partition's size), then upload each file whole."""
-    import duckdb
-
-    from loglake.schema import quote_literal
-
-    scratch = Path(tempfile.mkdtemp(prefix=".compact-", dir=cfg.state_dir))
-    try:
-        con = duckdb.connect(config={"memory_limit": cfg.rollover.compact_memory, "temp_directory": str(scratch)})
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            if not lake.is_local:
-                con.register_filesystem(lake.fs)
-            sources = ", ".join(quote_literal(f if lake.is_local else f"s3://{f}") for f in inputs)
-            meta = _common_metadata(lake, inputs)
-            kv = ", KV_METADATA {" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in meta.items()) + "}"
-            con.execute(
-                f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true, hive_partitioning = false) "
-                f"ORDER BY ts) TO {quote_literal(str(scratch / 'out'))} (FORMAT parquet, COMPRESSION "
-                f"{_codec(cfg)}, ROW_GROUP_SIZE {cfg.rollover.row_group_size}, FILE_SIZE_BYTES "
-                f"{cfg.rollover.compact_target_bytes}, FILENAME_PATTERN 'part-{prefix}-{{i}}'{kv if meta else ''})"
-            )
-        finally:
-            con.close()
-        out = []
-        for local in sorted((scratch / "out").glob("*.parquet")):
-            data = local.read_bytes()
-            lake.write_atomic(f"{folder}/{local.name}", data)
-            out.append((f"{folder}/{local.name}", len(data)))
-        return out
-    finally:
-        import shutil
-
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _codec(cfg: Config) -> str:
-    return {"none": "uncompressed"}.get(cfg.rollover.compression, cfg.rollover.compression)
-
-
-def _common_metadata(lake: Lake, inputs: list[str]) -> dict[str, str]:
-    """Keep `loglake.pii_key_id` when every input carries the same one (compaction never mixes
-    keys: partitions written under two keys keep one merged file per key)."""
-    import pyarrow.parquet as pq
-
-    ids = set()
-    for path in inputs:
-        with lake.fs.open(path, "rb") as f:
-            md = pq.ParquetFile(f).schema_arrow.metadata or {}
-        ids.add(md.get(b"loglake.pii_key_id", b"").decode())
-    return {"loglake.pii_key_id": ids.pop()} if len(ids) == 1 and "" not in ids else {}
-
-
 def _serving(
     lake: Lake, table: str, p: Partition, record: dict[str, Any], hive: list[tuple[str, int]] | None = None
 ) -> list[tuple[str, int]]:
@@ -326,8 +282,9 @@ def _serving(
     hive = _list(lake, lake.path(table, p.path)) if hive is None else hive
     if not record:
         return hive
-    consumed = set(record.get("consumed", []))
-    return _list(lake, _path(lake, record["location"])) + [f for f in hive if _name(f[0]) not in consumed]
+    current = _list(lake, _path(lake, record["location"]))
+    seen = set(record.get("consumed", [])) | {_name(f) for f, _ in current}  # a file and its copy: once
+    return current + [f for f in hive if _name(f[0]) not in seen]
 
 
 def served(lake: Lake, table: str, p: Partition) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
