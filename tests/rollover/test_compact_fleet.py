@@ -90,3 +90,37 @@ def test_a_crashed_host_blocks_an_hour_only_until_its_lease_expires(fleet, tmp_p
     assert load_catalog(cfg).query(CHECK).rows[0] == expected
     st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir, **shared).stdout)["tables"]["access_log"]
     assert st["rows"] == 10_000 and st["max_files_per_closed_hour"] == 1
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_lease_is_exclusive_expires_and_fences_its_old_holder(where: str, tmp_path: Path, request) -> None:
+    """The lease's compare-and-swap on a local folder and on real S3 (SeaweedFS: If-None-Match and
+    If-Match): one holder; an expired lease taken over once; the old holder can neither renew nor
+    release the new holder's lease."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from loglake.rollover.lease import Held, Lease, acquire
+    from loglake.storage import Lake
+
+    if where == "s3":
+        server = request.getfixturevalue("seaweedfs")
+        lake = Lake(server.fs(), f"{server.bucket}/lease-{tmp_path.name}", "")
+    else:
+        lake = Lake(LocalFileSystem(), str(tmp_path / "lake"), "")
+    folder = lake.path("access_log", "dt=2015-05-18/hour=10")
+    a = acquire(lake, folder, "a", ttl=2.0)
+    assert isinstance(a, Lease)
+    b = acquire(lake, folder, "b", ttl=60.0)
+    assert isinstance(b, Held) and b.host == "a" and "host a is compacting it" in str(b)
+    assert a.renew()  # the holder extends it
+    time.sleep(2.5)
+    b = acquire(lake, folder, "b", ttl=60.0)  # expired: b takes it over
+    assert isinstance(b, Lease)
+    assert isinstance(acquire(lake, folder, "c", ttl=60.0), Held)
+    assert not a.renew()  # a, back from a long pause, learns it lost the lease
+    a.release()
+    assert isinstance(acquire(lake, folder, "c", ttl=60.0), Held)  # a's release did not free b's lease
+    b.release()
+    c = acquire(lake, folder, "c", ttl=60.0)
+    assert isinstance(c, Lease)
+    c.release()
