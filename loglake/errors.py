@@ -40,6 +40,11 @@ class CatalogBusyError(CatalogError):
     transient = True
 
 
+class SchemaConflictError(CatalogError):
+    """The catalog holds a column with another type than the config's (exit 2: fix the config or
+    the table; retrying cannot help)."""
+
+
 class NotInstalledError(LoglakeError):
     """An optional dependency is missing; the message names the install command."""
 

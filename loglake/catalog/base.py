@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from loglake.errors import SchemaConflictError
 from loglake.schema import validate_identifier
 
 if TYPE_CHECKING:
@@ -92,3 +93,15 @@ class Catalog(Protocol):
 
 def table_name(name: str) -> str:
     return validate_identifier(name, "table name")
+
+
+def check_column_types(table: str, have: dict[str, str], wanted: Sequence[tuple[str, str]], engine: str) -> None:
+    """Refuse a column the catalog already holds with another type than `wanted`: files written
+    under either type would stop reading, so neither side may win silently."""
+    for column, sql_type in wanted:
+        found = have.get(column)
+        if found is not None and found.lower() != sql_type.lower():
+            raise SchemaConflictError(
+                f"{engine}: table {table} has column {column} as {found}, but loglake writes it as {sql_type}; "
+                f"drop or rename that column in the catalog (ALTER TABLE {table} DROP COLUMN {column}) and rerun"
+            )

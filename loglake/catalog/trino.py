@@ -19,7 +19,7 @@ import requests
 if TYPE_CHECKING:
     from loglake.storage import Lake
 
-from loglake.catalog.base import Partition, QueryResult, table_name
+from loglake.catalog.base import Partition, QueryResult, check_column_types, table_name
 from loglake.config import Config, TrinoConfig
 from loglake.errors import CatalogBusyError, CatalogError, ConfigError, NotInstalledError, QueryError
 from loglake.schema import quote_identifier, quote_literal, sql_columns
@@ -169,14 +169,31 @@ class TrinoCatalog:
 
     # ---- Catalog protocol -----------------------------------------------------------------
     def ensure_table(self, table: str, columns: Sequence[str], location: str) -> None:
+        """Create the table, or add the columns the config gained since it was created.
+
+        Old files and partitions read a new column as NULL (the Hive connector matches Parquet
+        columns by name, `hive.parquet.use-column-names`). A column whose type differs is refused:
+        Trino would fail every query of the files written before."""
         name = table_name(table)
         self._run(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
-        cols = ", ".join(f"{quote_identifier(c)} {t}" for c, t in sql_columns(list(columns), "trino"))
+        wanted = sql_columns(list(columns), "trino")
+        cols = ", ".join(f"{quote_identifier(c)} {t}" for c, t in wanted)
         self._run(
             f"CREATE TABLE IF NOT EXISTS {self._qualified(name)} ({cols}, dt date, hour integer) WITH ("
             f"format = 'PARQUET', external_location = {quote_literal(location)}, "
             f"partitioned_by = ARRAY['dt', 'hour'])"
         )
+        have = dict(
+            self._run(
+                f"SELECT column_name, data_type FROM {self.catalog}.information_schema.columns "
+                f"WHERE table_schema = {quote_literal(self.tc.schema)} AND table_name = {quote_literal(name)}"
+            ).rows
+        )
+        check_column_types(name, have, wanted, "trino")
+        for column, sql_type in wanted:
+            if column not in have:
+                add = f"ADD COLUMN IF NOT EXISTS {quote_identifier(column)} {sql_type}"
+                self._run(f"ALTER TABLE {self._qualified(name)} {add}")
 
     def list_partitions(self, table: str) -> list[Partition]:
         name = table_name(table)

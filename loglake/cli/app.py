@@ -12,7 +12,7 @@ import typer
 
 from loglake.cli.term import Stderr
 from loglake.config import Config, load_config
-from loglake.errors import ConfigError, LoglakeError, UsageError
+from loglake.errors import ConfigError, LoglakeError, SchemaConflictError, UsageError
 
 app = typer.Typer(
     name="loglake",
@@ -69,7 +69,7 @@ def main() -> None:
         code = app(standalone_mode=False)  # click returns a `typer.Exit(n)` code instead of exiting
         if isinstance(code, int) and code:
             sys.exit(code)
-    except (ConfigError, UsageError) as e:
+    except (ConfigError, UsageError, SchemaConflictError) as e:
         _fail(str(e), 2)
     except LoglakeError as e:
         _fail(str(e), 75 if e.transient else 1)  # 75 = EX_TEMPFAIL: cron wrappers may retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -332,4 +333,57 @@ def test_three_hosts_compacting_one_s3_lake_at_once_merge_each_hour_once(
     merged = [sum(int(n) for n in re.findall(r"compact: (\d+) partition\(s\) merged", e)) for e in outs]
     assert sum(merged) == 24, (merged, outs)  # each hour of the day merged by exactly one host
     assert cat.query(check).rows[0] == (rows, paths, 24)
+
+
+def _log(path: Path, lines: int, hour: int, start: int = 0) -> Path:
+    """`lines` requests in one hour of 2026-03-01, each with a request_time field (nginx `$request_time`)."""
+    path.write_text(
+        "".join(
+            f'192.0.2.{i % 200} - - [01/Mar/2026:{hour:02d}:{i % 60:02d}:00 +0000] "GET /p{start + i} HTTP/1.1" '
+            f'200 {i} "-" "t" 0.{i % 10}\n'
+            for i in range(lines)
+        )
+    )
+    return path
+
+
+def test_a_column_added_to_the_config_is_added_on_trino(trino_env, data_dir: Path, tmp_path: Path) -> None:
+    """Old rows (old files, partitions registered before the column existed) read it as NULL; a
+    column the table already holds with another type is refused in one line, exit 2."""
+    base = ["ts", "client_ip", "method", "path", "protocol", "status", "bytes", "referer", "user_agent"]
+    nginx = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"'
+    fmt = f'format = "nginx"\nlog_format = \'{nginx} "$http_user_agent" $request_time\'\n'
+    conf = tmp_path / "loglake.toml"
+
+    def configure(columns: list[str]) -> None:
+        listed = ", ".join(f'"{c}"' for c in columns)
+        conf.write_text(f"[writer]\n{fmt}\n[tables.access_log]\ncolumns = [{listed}]\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli([*args, "--config", str(conf)], data_dir, **trino_env)
+
+    configure(base)
+    for args in (["write", str(_log(tmp_path / "a.log", 50, 8))], ["rollover"]):
+        proc = cli(*args)
+        assert proc.returncode == 0, proc.stderr
+    configure([*base, "request_time"])
+    for args in (["write", str(_log(tmp_path / "b.log", 30, 9, 50))], ["rollover"]):
+        proc = cli(*args)
+        assert proc.returncode == 0, proc.stderr
+    sql = "select hour, count(*) as n, count(request_time) as timed from access_log group by hour order by hour"
+    proc = cli("query", sql, "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hour,n,timed\n8,50,0\n9,30,30\n"
+    # a column the table already holds with another type: refused, nothing registered
+    from loglake.config import load_config
+
+    cat = load_catalog(load_config(conf, environ=trino_env))
+    cat.query('ALTER TABLE access_log ADD COLUMN "username" bigint')
+    configure([*base, "request_time", "username"])
+    for args in (["write", str(_log(tmp_path / "c.log", 10, 10, 80))], ["rollover"]):
+        proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "column username as bigint, but loglake writes it as varchar" in proc.stderr
+    assert cat.query("SELECT count(*) FROM access_log").rows[0][0] == 80
     cat.close()
