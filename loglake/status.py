@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
@@ -19,7 +18,7 @@ from loglake.faults import fault_warning
 from loglake.fsutil import read_json
 from loglake.rollover.segments import FAILED, stray_folders
 from loglake.storage import open_lake
-from loglake.writer.segments import BATCHES
+from loglake.writer.segments import BATCHES, batch_host
 
 
 def _files(folder: Any, pattern: str) -> tuple[int, int]:
@@ -27,23 +26,24 @@ def _files(folder: Any, pattern: str) -> tuple[int, int]:
     return len(paths), sum(p.stat().st_size for p in paths if p.exists())
 
 
-def _table_status(lake: Any, table: str) -> dict[str, Any]:
+def _table_status(lake: Any, table: str, host_id: str) -> dict[str, Any]:
     """Partitions, the files the catalog serves (rows from their footers, no scan), and the
     replaced files still kept for queries that started before a compaction's switch."""
-    from loglake.rollover.compact import partitions_on_storage, served
+    from loglake.rollover.compact import footer_rows, partitions_on_storage, served
 
     parts = partitions_on_storage(lake, table)
     rows = size = n_files = grace_files = grace_bytes = 0
+    own = _OwnRows(host_id)
     most = 0  # the most files any closed hour serves (what compaction brings down to 1 or 2)
     now = time.time()
     for p in parts:
         files, grace = served(lake, table, p)
         if p.end <= now:
             most = max(most, len(files))
-        for path, nbytes in files:
-            with lake.fs.open(path, "rb") as fh:
-                rows += pq.ParquetFile(fh).metadata.num_rows
-            size += nbytes
+        counts = [footer_rows(lake, path) for path, _ in files]
+        rows += sum(counts)
+        size += sum(nbytes for _, nbytes in files)
+        own.add(lake, table, p, [path for path, _ in files], counts)
         n_files += len(files)
         grace_files += len(grace)
         grace_bytes += sum(b for _, b in grace)
@@ -52,11 +52,43 @@ def _table_status(lake: Any, table: str) -> dict[str, Any]:
         "partition_list": sorted(parts),
         "files": n_files,
         "rows": rows,
+        "own_rows": rows if not own.foreign else None if own.unknown else own.rows,
         "bytes": size,
         "max_files_per_closed_hour": most,
         "files_in_grace": grace_files,
         "bytes_in_grace": grace_bytes,
     }
+
+
+class _OwnRows:
+    """This host's rows among the files served, when several hosts share the lake: each host checks
+    its own batch manifests against its own rows. A file rollover wrote is named after its batch,
+    whose id carries the host (`batch_host`); rows a compaction merged are counted under each
+    segment's name in its record (`unknown` when a record predates that count)."""
+
+    def __init__(self, host_id: str) -> None:
+        self.host_id = host_id
+        self.rows = 0
+        self.foreign = self.unknown = False  # another host's file seen; rows that cannot be attributed
+
+    def _mine(self, name: str) -> bool:
+        mine = batch_host(name.removesuffix(".parquet")) == self.host_id
+        self.foreign = self.foreign or not mine
+        return mine
+
+    def add(self, lake: Any, table: str, p: Any, paths: list[str], counts: list[int]) -> None:
+        from loglake.rollover.compact import read_record
+
+        names = [path.rsplit("/", 1)[-1] for path in paths]
+        record = read_record(lake, table, p) if any(n.startswith("part-g") for n in names) else None
+        counted: dict[str, int] = (record or {}).get("consumed_rows", {})
+        for name, n in zip(names, counts, strict=True):
+            if not name.startswith("part-g") and self._mine(name) and name not in counted:
+                self.rows += n  # a copy of a large file is in `counted`: once
+        if record:
+            consumed = record.get("consumed", [])
+            self.unknown = self.unknown or any(name not in counted for name in consumed)
+            self.rows += sum(counted.get(name, 0) for name in consumed if self._mine(name))
 
 
 def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
@@ -121,13 +153,14 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     expired = expired_rows(cfg, lake)  # what retention removed on purpose
     tables: dict[str, Any] = {}
     for t in sorted({*written["rows"], *(tc.name for tc in cfg.tables)}):
-        tables[t] = _table_status(lake, t)
+        tables[t] = _table_status(lake, t, cfg.host_id)
         expected = written["rows"].get(t, 0) - pending_rows.get(t, 0) - failed_rows.get(t, 0) - expired.get(t, 0)
+        own = tables[t]["own_rows"]  # this host's rows: other hosts may share the lake
         tables[t].update(
             rows_pending=pending_rows.get(t, 0),
             rows_failed=failed_rows.get(t, 0),
             rows_expired=expired.get(t, 0),
-            lake_matches_manifests=tables[t]["rows"] == expected,
+            lake_matches_manifests=None if own is None else own == expected,
         )
     st["tables"] = tables
     from loglake.writer.coverage import coverage
@@ -243,7 +276,7 @@ def render_status(st: dict[str, Any]) -> None:
             f"{info['rows']:,}",
             f"{info['bytes']:,}",
             f"{info['rows_pending']:,}",
-            "yes" if info["lake_matches_manifests"] else "[red]no[/red]",
+            {True: "yes", False: "[red]no[/red]", None: "unknown"}[info["lake_matches_manifests"]],
             "-" if age is None else f"{age:,.0f}s",
         )
     console.print(table)

@@ -220,6 +220,12 @@ def _merge(
         "location": lake.uri(table, p.path, "_compacted", f"g{generation}"),
         "state": "pending",
         "consumed": sorted(set(record.get("consumed", [])) | set(inputs)),
+        # rows per consumed segment (from its footer): the merged files mix hosts, and a host's
+        # `status` counts its own rows in the lake by segment name (the name carries its host id)
+        "consumed_rows": {
+            **record.get("consumed_rows", {}),
+            **{_name(f): footer_rows(lake, f) for f, _ in files if not _name(f).startswith("part-g")},
+        },
         "retired": [
             *record.get("retired", []),
             {"files": [f for f, _ in files], "after": time.time() + cfg.rollover.compact_grace},
@@ -287,6 +293,14 @@ def _serving(
     return current + [f for f in hive if _name(f[0]) not in seen]
 
 
+def footer_rows(lake: Lake, path: str) -> int:
+    """A Parquet file's row count from its footer (no scan)."""
+    import pyarrow.parquet as pq
+
+    with lake.fs.open(path, "rb") as fh:
+        return int(pq.ParquetFile(fh).metadata.num_rows)
+
+
 def served(lake: Lake, table: str, p: Partition) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """(files the catalog serves for P, replaced files still waiting out their grace period)."""
     record = read_record(lake, table, p)
@@ -352,6 +366,7 @@ __all__ = [
     "closed_partitions",
     "compact_partition",
     "current_location",
+    "footer_rows",
     "list_parquet",
     "partition_lock",
     "partitions_on_storage",

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ def new_batch_id(host_id: str) -> str:
     """Unique across hosts and restarts, and sorting by start time: `<utc time>-<host>-<pid>-<seq>`."""
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{now}-{host_id}-{os.getpid()}-{next(_SEQ):06d}"
+
+
+_BATCH_ID = re.compile(r"^\d{8}T\d{12}Z-(?P<host>[a-z0-9][a-z0-9-]*)-\d+-\d{6,}$")
+
+
+def batch_host(batch_id: str) -> str | None:
+    """The host that wrote a batch (`new_batch_id`'s second field), None for another name: a
+    host's `status` counts its own rows in a lake that several hosts share by this."""
+    m = _BATCH_ID.match(batch_id)
+    return m.group("host") if m else None
 
 
 @dataclass(frozen=True)
