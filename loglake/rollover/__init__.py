@@ -22,7 +22,7 @@ from loglake.config import Config
 from loglake.errors import LoglakeError, SegmentError
 from loglake.faults import FAULT_ENV, fault_point
 from loglake.fsutil import atomic_write_json, private_dir, touch_private
-from loglake.rollover.compact import partition_lock, target_folder
+from loglake.rollover.compact import partition_lock, place_late_file
 from loglake.rollover.convert import PartitionFile, read_segment, write_partitions
 from loglake.rollover.segments import Claim, Segment, closed_segments, park_failed, retire
 from loglake.storage import open_lake
@@ -106,12 +106,8 @@ def run_rollover(
 
         def place(partition: Partition, name: str, data: bytes) -> str | None:
             # Under the partition's lock: a compaction of the same hour never misses this file.
-            with partition_lock(cfg, segment.table, partition):
-                folder = target_folder(cfg, lake, segment.table, partition, name)
-                if folder is None:
-                    return None  # a compaction already holds these rows (a rerun after a crash)
-                lake.write_atomic(f"{folder}/{name}", data)
-                return f"{folder}/{name}"
+            with partition_lock(cfg, segment.table, partition):  # None: a compaction holds these rows
+                return place_late_file(cfg, lake, segment.table, partition, name, data)
 
         return table, write_partitions(
             lake, segment.table, segment.id, table, r.compression, r.row_group_size, meta, place

@@ -103,6 +103,41 @@ def target_folder(cfg: Config, lake: Lake, table: str, p: Partition, name: str) 
     return _path(lake, record["location"])
 
 
+def place_late_file(cfg: Config, lake: Lake, table: str, p: Partition, name: str, data: bytes) -> str | None:
+    """Rollover's write of `name` into P (call under `partition_lock`); the path written, or None
+    when a compaction already holds its rows. The flock does not reach other hosts: if one of them
+    switched P to a new folder while we wrote, the file is moved there (the compaction does the
+    same for files it finds after its switch), so no row is left in a folder nobody serves."""
+    folder = target_folder(cfg, lake, table, p, name)
+    if folder is None:
+        return None
+    lake.write_atomic(f"{folder}/{name}", data)
+    now = target_folder(cfg, lake, table, p, name)
+    if now is None or now == folder:
+        return f"{folder}/{name}"  # still served there, or merged by a compaction that saw it
+    lake.write_atomic(f"{now}/{name}", data)
+    with contextlib.suppress(FileNotFoundError):
+        lake.fs.rm_file(f"{folder}/{name}")
+    return f"{now}/{name}"
+
+
+def _adopt_strays(lake: Lake, table: str, p: Partition, record: dict[str, Any], before: dict[str, Any]) -> None:
+    """After a switch: files another host's rollover wrote into P's previous folders while we
+    merged (it read the old record) are copied into the new folder, so the catalog serves them."""
+    location = _path(lake, record["location"])
+    seen = set(record.get("consumed", [])) | {_name(f) for f, _ in _list(lake, location)}
+    folders = {lake.path(table, p.path), _path(lake, before.get("location") or lake.uri(table, p.path))}
+    for folder in sorted(folders - {location}):
+        for path, _size in _list(lake, folder):
+            name = _name(path)
+            if name in seen or name.startswith("part-g"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                lake.write_atomic(f"{location}/{name}", lake.fs.cat_file(path))
+                lake.fs.rm_file(path)
+            seen.add(name)
+
+
 def _path(lake: Lake, uri: str) -> str:
     return uri.removeprefix("s3://")
 
@@ -236,6 +271,7 @@ def _merge(
     _write_record(lake, table, p, new)  # the commit point
     _fault("compact-recorded")
     _switch(cfg, lake, catalog, table, p, new)
+    _adopt_strays(lake, table, p, new, record)
     _fault("compact-switched")
     report.partitions += 1
     report.files_in += len(merged)
@@ -370,6 +406,7 @@ __all__ = [
     "list_parquet",
     "partition_lock",
     "partitions_on_storage",
+    "place_late_file",
     "read_record",
     "run_compact",
     "served",

@@ -124,3 +124,89 @@ def test_the_lease_is_exclusive_expires_and_fences_its_old_holder(where: str, tm
     c = acquire(lake, folder, "c", ttl=60.0)
     assert isinstance(c, Lease)
     c.release()
+
+
+def _host(tmp_path: Path, host: str, shared: dict[str, str]) -> Config:
+    from loglake.config import load_config
+
+    (tmp_path / "empty.toml").write_text("")
+    environ = {"LOGLAKE_DATA_DIR": str(tmp_path / f"host-{host}"), "LOGLAKE_HOST_ID": host, **shared}
+    return load_config(tmp_path / "empty.toml", environ=environ)
+
+
+def _late_lines(tmp_path: Path, name: str, n: int) -> Path:
+    lines = [line for line in ELASTIC.read_bytes().splitlines(keepends=True) if b"18/May/2015:10:" in line]
+    path = tmp_path / name
+    path.write_bytes(b"".join(lines[-n:] if name.endswith("1.log") else lines[:n]))
+    return path
+
+
+HOUR_10 = "SELECT count(*) FROM access_log WHERE dt = DATE '2015-05-18' AND hour = 10"
+
+
+def _late_rows_on_host_b(fleet, tmp_path: Path, name: str) -> tuple[Config, dict[str, str], Config, int]:
+    """Host b's writer holds 25 late rows for 18 May 10:00 (not rolled over yet)."""
+    from loglake.writer import Writer
+
+    cfg, shared = fleet
+    b = _host(tmp_path, "b", shared)
+    base = load_catalog(cfg).query(HOUR_10).rows[0][0]
+    Writer(b).write_file(str(_late_lines(tmp_path, name, 25)))
+    return cfg, shared, b, base
+
+
+def _served_once(cfg: Config, shared: dict[str, str], base: int) -> None:
+    assert load_catalog(cfg).query(HOUR_10).rows[0][0] == base + 25
+    st = json.loads(run_cli(["status", "--format", "json"], cfg.data_dir, **shared).stdout)["tables"]["access_log"]
+    assert st["rows"] == 10_025
+
+
+def test_a_late_file_written_while_another_host_switches_the_hour_is_served(fleet, tmp_path: Path, monkeypatch) -> None:
+    """Host b's rollover read the hour's record before host a's compaction switched it, and
+    writes its late file into the Hive folder after: it moves the file into the new folder."""
+    from loglake.rollover.compact import run_compact
+    from loglake.storage import Lake
+
+    cfg, shared, b, base = _late_rows_on_host_b(fleet, tmp_path, "late-1.log")
+    real = Lake.write_atomic
+    state = {"done": False}
+
+    def write_after_a_compacts(self: Lake, path: str, data: bytes) -> None:
+        if (
+            not state["done"]
+            and "dt=2015-05-18/hour=10/" in path
+            and path.endswith(".parquet")
+            and "/_compacted/" not in path
+        ):
+            state["done"] = True  # b has read the record (none yet); a compacts before b's write lands
+            assert run_compact(cfg, load_catalog(cfg)).partitions > 0
+        real(self, path, data)
+
+    monkeypatch.setattr(Lake, "write_atomic", write_after_a_compacts)
+    run_rollover(b)
+    monkeypatch.setattr(Lake, "write_atomic", real)
+    assert state["done"]
+    _served_once(cfg, shared, base)
+
+
+def test_a_late_file_written_while_another_host_merges_the_hour_is_served(fleet, tmp_path: Path, monkeypatch) -> None:
+    """Host b's rollover writes into the Hive folder while host a merges that hour (after a
+    listed it, before its switch): a adopts the file into the new folder after its switch."""
+    import loglake.rollover.compact as compact
+
+    cfg, shared, b, base = _late_rows_on_host_b(fleet, tmp_path, "late-2.log")
+    real = compact.write_merged
+    state = {"done": False}
+
+    def merge_while_b_rolls_over(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if not state["done"] and "dt=2015-05-18/hour=10/" in args[3]:
+            state["done"] = True
+            run_rollover(b)
+        return out
+
+    monkeypatch.setattr(compact, "write_merged", merge_while_b_rolls_over)
+    compact.run_compact(cfg, load_catalog(cfg))
+    monkeypatch.setattr(compact, "write_merged", real)
+    assert state["done"]
+    _served_once(cfg, shared, base)
