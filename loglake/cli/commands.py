@@ -351,18 +351,18 @@ def send(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail the file across rotations")] = False,
     token_file: Annotated[Path | None, typer.Option(help="Bearer token file (or LOGLAKE_SEND_TOKEN)")] = None,
     ca_file: Annotated[Path | None, typer.Option(help="CA bundle that signed the server's certificate")] = None,
+    allow_plain_http: Annotated[bool, typer.Option(help="Send over plain HTTP to a non-loopback host")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Read files like `write` (checkpoints, rotations) and POST them to `loglake serve`, exactly once."""
-    from loglake.errors import UsageError
     from loglake.ingest.send import Sender, token_from
 
-    if not url.startswith(("https://", "http://")):
-        raise UsageError(f"--url {url!r} must be an http(s) URL")
     if follow and len(files) != 1:
         raise typer.BadParameter("--follow takes exactly one file")
     token = token_from(str(token_file) if token_file else None)
-    sender = Sender(config_from(config), url, token, str(ca_file) if ca_file else None)
+    sender = Sender(
+        config_from(config), url, token, str(ca_file) if ca_file else None, allow_plain_http=allow_plain_http
+    )
     started = time.monotonic()
     try:
         with sender.signals():
@@ -374,6 +374,7 @@ def send(
         sender.close()
     err.print(
         f"send: {sender.sent} lines in {sender.totals.batches} batch(es) to {url}, {time.monotonic() - started:.2f}s"
+        + (f"; {sender.rejected} refused for good, kept in {sender.rejected_dir}" if sender.rejected else "")
     )
 
 

@@ -2,27 +2,29 @@
 
 The Sender is a Writer whose batches go to a URL instead of the spool: the same FileTail and
 Follower read the files (every rotation style, checkpoints by content), and a batch is "sealed"
-when the server answers 202. Its Idempotency-Key is derived from the content identity and byte
-range, so a batch resent after a crash or a lost answer carries the same key and the server adds
-nothing: a file on one host lands exactly once in another host's lake. The checkpoint moves only
-after the 202.
+when the server answers 202. Before its first POST a batch is recorded durably (its lines, its
+Idempotency-Key, where it ends) in `state/send/pending/`; a sender restarted after a crash resends
+those records first, byte for byte with the same key, so the server replays instead of adding: a
+file on one host lands exactly once in another host's lake. The checkpoint moves only after the
+answer. A batch refused for good (a 4xx other than 408/429) is kept in `state/send/rejected/`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loglake.config import Config
-from loglake.errors import SourceError
+from loglake.errors import SourceError, UsageError
+from loglake.fsutil import atomic_write_bytes, atomic_write_json, private_dir, read_json
+from loglake.ingest.net import check_client_url
+from loglake.ingest.outbox import Final, Retry, keep_rejected, post
 from loglake.writer.lines import Chunk
 from loglake.writer.pipeline import Writer
 from loglake.writer.segments import DeadLetter, SourceInfo
@@ -62,12 +64,27 @@ class RemoteBatch:
 class Sender(Writer):
     refused = "loglake send: the server did not take a batch"
 
-    def __init__(self, cfg: Config, url: str, token: str, ca_file: str | None = None, max_batch_bytes: int = 4 << 20):
+    def __init__(
+        self,
+        cfg: Config,
+        url: str,
+        token: str,
+        ca_file: str | None = None,
+        max_batch_bytes: int = 4 << 20,
+        allow_plain_http: bool = False,
+    ):
+        try:
+            check_client_url(url, allow_plain_http, "--allow-plain-http")
+        except ValueError as e:
+            raise UsageError(f"--url {e}") from None
         super().__init__(cfg)
         self.url, self.token = url, token
         self.max_batch_bytes = max_batch_bytes
         self.context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
-        self.sent = 0
+        self.sent = self.rejected = 0
+        self.pending = private_dir(cfg.state_dir / "send" / "pending")
+        self.rejected_dir = cfg.state_dir / "send" / "rejected"
+        self._resumed = False
 
     def open_batch(self, src: SourceInfo, offset: int, line: int) -> RemoteBatch:  # type: ignore[override]
         return RemoteBatch(src, offset, line + 1)
@@ -86,58 +103,87 @@ class Sender(Writer):
     def due(self, batch: Any) -> bool:
         return batch.lines_read > 0 and (batch.size() >= self.max_batch_bytes or batch.age >= 1.0)
 
+    def write_file(self, path: str, follow: bool = False) -> None:
+        """First the batches a dead sender left unacknowledged, exactly as they were sent."""
+        if not self._resumed:
+            self._resend_pending()
+            self._resumed = True
+        super().write_file(path, follow)
+
     def seal(self, batch: Any) -> dict[str, Any] | None:  # type: ignore[override]
-        """POST until the server answers 202 (retrying with back-off), then move the checkpoint."""
+        """Record the batch (lines, key, where it ends) durably, then deliver it.
+
+        The record is what makes a crash harmless: a sender restarted after a lost answer resends
+        this very body with this very key before reading on, so the server replays instead of
+        taking the lines again, however much the file grew meanwhile (re-reading from the
+        checkpoint would make a larger batch, with another key)."""
         if not batch.lines_read:
             return None
-        body = b"".join(batch.parts)
-        attempt = 0
+        meta = {
+            "key": batch.key(),
+            "writer": self.lease.id,
+            "source": batch.source.as_dict(),
+            "end_offset": batch.end_offset,
+            "end_line": batch.end_line,
+            "lines": batch.lines_read,
+        }
+        durable = self.cfg.writer.fsync != "off"
+        atomic_write_bytes(self.pending / f"{meta['key']}.ndjson", b"".join(batch.parts), durable)
+        atomic_write_json(self.pending / f"{meta['key']}.json", meta, durable)
+        return self._deliver(meta)
+
+    def _resend_pending(self) -> None:
+        """Deliver every pending record whose sender is gone (its lease free), oldest first."""
+        records = []
+        for f in self.pending.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                meta = read_json(f)
+                if not self.lease.holder_alive(str(meta.get("writer", ""))):
+                    records.append((f.stat().st_mtime, meta))
+        for _, meta in sorted(records, key=lambda r: r[0]):
+            self._deliver(meta)
+
+    def _deliver(self, meta: dict[str, Any]) -> dict[str, Any] | None:
+        """POST until the server answers 2xx (retrying with back-off) or refuses the batch for
+        good (kept in rejected/, counted, not retried); then move the checkpoint."""
+        key = str(meta["key"])
+        body = (self.pending / f"{key}.ndjson").read_bytes()
+        attempt, answer = 0, None
         while True:
             try:
-                answer = self._post(body, batch.key())
+                answer = self._post(body, key)
+                self.sent += int(meta["lines"])
                 break
-            except _Retry as e:
+            except Final as e:
+                if e.status in (401, 403):  # every batch would be refused: stop, keep it pending
+                    raise SourceError(f"{self.url} refused the token: {e}") from None
+                kept = keep_rejected(self.rejected_dir, key, body, {"status": e.status, "reason": str(e)})
+                print(f"loglake send: {self.url} refused {meta['lines']} line(s) for good ({e}); kept in {kept}")
+                self.rejected += int(meta["lines"])
+                break
+            except Retry as e:
                 if self.stopping:
                     raise SourceError(f"stopped before {self.url} accepted a batch ({e}); it is sent again") from None
                 self.backoff(attempt, str(e))
                 attempt += 1
-        self.checkpoints.save(batch.source, batch.end_offset, batch.end_line)
-        self.sent += batch.lines_read
-        self.totals.lines_read += batch.lines_read
+        self.checkpoints.save_source(meta["source"], int(meta["end_offset"]), int(meta["end_line"]))
+        for suffix in (".json", ".ndjson"):
+            (self.pending / f"{key}{suffix}").unlink(missing_ok=True)
+        self.totals.lines_read += int(meta["lines"])
         self.totals.batches += 1
         return answer
 
     def _post(self, body: bytes, key: str) -> dict[str, Any]:
-        req = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "text/plain",
-                "Idempotency-Key": key,
-                "X-Loglake-Source": self.cfg.host_id,
-            },
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=60, context=self.context) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            if e.code in (429, 500, 502, 503, 504):
-                raise _Retry(f"server answered {e.code}") from e
-            detail = e.read()[:300].decode(errors="replace")
-            raise SourceError(f"{self.url} refused the batch: {e.code} {detail}") from e
-        except (urllib.error.URLError, OSError) as e:
-            raise _Retry(f"cannot reach {self.url}: {getattr(e, 'reason', e)}") from e
-
-
-class _Retry(Exception):
-    pass
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "text/plain",
+            "Idempotency-Key": key,
+            "X-Loglake-Source": self.cfg.host_id,
+        }
+        return post(self.url, body, headers, self.context, timeout=60)
 
 
 def token_from(token_file: str | None, env: str = "LOGLAKE_SEND_TOKEN") -> str:
-    from loglake.errors import UsageError
-
     if token_file:
         try:
             return Path(token_file).read_text(encoding="utf-8").strip().splitlines()[0].strip()
