@@ -175,10 +175,10 @@ class TrinoCatalog:
         columns by name, `hive.parquet.use-column-names`). A column whose type differs is refused:
         Trino would fail every query of the files written before."""
         name = table_name(table)
-        self._run(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
+        self._create(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
         wanted = sql_columns(list(columns), "trino")
         cols = ", ".join(f"{quote_identifier(c)} {t}" for c, t in wanted)
-        self._run(
+        self._create(
             f"CREATE TABLE IF NOT EXISTS {self._qualified(name)} ({cols}, dt date, hour integer) WITH ("
             f"format = 'PARQUET', external_location = {quote_literal(location)}, "
             f"partitioned_by = ARRAY['dt', 'hour'])"
@@ -193,7 +193,16 @@ class TrinoCatalog:
         for column, sql_type in wanted:
             if column not in have:
                 add = f"ADD COLUMN IF NOT EXISTS {quote_identifier(column)} {sql_type}"
-                self._run(f"ALTER TABLE {self._qualified(name)} {add}")
+                self._create(f"ALTER TABLE {self._qualified(name)} {add}")
+
+    def _create(self, sql: str) -> None:
+        """DDL with IF NOT EXISTS, which is not atomic in the Hive metastore: hosts of a fleet starting
+        together race between its check and its create, and the loser's ALREADY_EXISTS is success."""
+        try:
+            self._run(sql)
+        except (QueryError, CatalogError) as e:
+            if "ALREADY_EXISTS" not in str(e) and "already exists" not in str(e).lower():
+                raise
 
     def list_partitions(self, table: str) -> list[Partition]:
         name = table_name(table)
@@ -217,19 +226,36 @@ class TrinoCatalog:
             p = Partition.parse(p.dt, p.hour)
             if p in existing:
                 continue
-            try:
-                self._run(
-                    f"CALL {self.catalog}.system.register_partition("
-                    f"schema_name => {quote_literal(self.tc.schema)}, table_name => {quote_literal(name)}, "
-                    f"partition_columns => ARRAY['dt', 'hour'], "
-                    f"partition_values => ARRAY[{quote_literal(p.dt)}, {quote_literal(f'{p.hour:02d}')}], "
-                    f"location => {quote_literal(f'{base}/{p.path}')})"
-                )
-                added += 1
-            except QueryError as e:
-                if "ALREADY_EXISTS" not in str(e) and "already exists" not in str(e).lower():
-                    raise  # a concurrent rollover registering the same partition is success
+            sql = (
+                f"CALL {self.catalog}.system.register_partition("
+                f"schema_name => {quote_literal(self.tc.schema)}, table_name => {quote_literal(name)}, "
+                f"partition_columns => ARRAY['dt', 'hour'], "
+                f"partition_values => ARRAY[{quote_literal(p.dt)}, {quote_literal(f'{p.hour:02d}')}], "
+                f"location => {quote_literal(f'{base}/{p.path}')})"
+            )
+            added += self._register(name, p, sql)
         return added
+
+    def _register(self, name: str, p: Partition, sql: str, attempts: int = 5) -> int:
+        """1 if this call registered `p`, 0 if a concurrent rollover (another host of a fleet) did.
+
+        The loser of that race gets ALREADY_EXISTS, or, from the file metastore, which writes the
+        partition's schema file without a lock, `HIVE_METASTORE_ERROR: Could not write partition
+        schema`: then `p` is either registered by the winner or is tried again."""
+        for attempt in range(attempts):
+            try:
+                self._run(sql)
+                return 1
+            except (QueryError, CatalogError) as e:
+                text = str(e)
+                if "ALREADY_EXISTS" in text or "already exists" in text.lower():
+                    return 0
+                if "HIVE_METASTORE_ERROR" not in text or attempt == attempts - 1:
+                    raise
+                if p in set(self.list_partitions(name)):
+                    return 0
+                time.sleep(0.2 * (attempt + 1))
+        return 0
 
     def set_location(self, table: str, partition: Partition, location: str) -> None:
         """Re-register a partition at another folder. Trino has no atomic location change
