@@ -50,6 +50,13 @@ def _create_missing(path: Path, mode: int) -> list[Path]:
     return missing
 
 
+def new_private_dirs(path: Path) -> Path:
+    """mkdir -p, folders it creates 0700; an existing folder's mode is left alone (a shared 1777
+    folder keeps its sticky bit: the 0600 files in it protect themselves)."""
+    _create_missing(path, DIR_MODE)
+    return path
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by its owner only: spool, dead letters and state hold
     raw log lines, which may carry personal data."""

@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loglake.fsutil import new_private_dirs
 from loglake.ingest.net import check_client_url
 from loglake.ingest.outbox import Final, keep_rejected, post
-from loglake.ingest.spill import SpillFile, adopt, done_marker, frame, make_folder, new_key
+from loglake.ingest.spill import SpillFile, adopt, done_marker, frame, new_key
 from loglake.schema import FIELD_TYPES
 
 _COLUMNS = [c for c in FIELD_TYPES if c != "ts"]
@@ -114,7 +115,7 @@ class LoglakeHandler(logging.Handler):
     def _own_file(self) -> SpillFile:
         """Our spill file, its folder and lock made on first use (nothing on disk before)."""
         if self._own is None:
-            own = SpillFile.take(make_folder(self.spill_dir), self.id)
+            own = SpillFile.take(new_private_dirs(self.spill_dir), self.id)
             if own is None:
                 raise OSError(f"{self.spill_dir}: cannot lock {self.id}.lock")
             self._own = own

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from loglake.fsutil import DIR_MODE, FILE_MODE, atomic_write_bytes
+from loglake.fsutil import FILE_MODE, atomic_write_bytes
 
 _BATCH, _DONE = b'{"loglake_batch":', b'{"loglake_done":'
 
@@ -34,23 +34,6 @@ def frame(key: str, lines: bytes) -> bytes:
 
 def done_marker(key: str) -> bytes:
     return json.dumps({"loglake_done": key}, separators=(",", ":")).encode() + b"\n"
-
-
-def make_folder(path: Path) -> Path:
-    """Create missing folders 0700; never change the mode of one that exists (a shared 1777
-    folder keeps its sticky bit: what protects the files in it is their own 0600)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=DIR_MODE)
-            os.chmod(d, DIR_MODE)
-        except FileExistsError:
-            pass
-    return path
 
 
 def parse(data: bytes, batch_size: int) -> tuple[list[tuple[str, bytes]], bool]:
