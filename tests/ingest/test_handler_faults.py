@@ -133,3 +133,33 @@ def test_handler_spill_in_a_shared_folder_counts_and_keeps_its_mode(tmp_path: Pa
 def test_handler_refuses_plain_http_off_loopback() -> None:
     with pytest.raises(ValueError, match="plain HTTP off loopback"):
         LoglakeHandler(url="http://192.0.2.7:8514/v1/logs", token=TOKEN)
+
+
+def test_handler_through_resets_and_slow_answers_each_record_once(
+    tmp_path: Path, data_dir: Path, certs: dict[str, Path]
+) -> None:
+    """Connections reset after the server took the batch, then answers that come late: every
+    record arrives once (each resend carries the batch's key)."""
+    srv = Server(tmp_path, data_dir, certs)
+    proxy = FaultProxy(srv.port, certs)
+    proxy.mode = "reset"
+    h = LoglakeHandler(url=proxy.url, token=TOKEN, ca_file=str(certs["ca"]), spill_path=tmp_path / "spill",
+                       flush_interval=0.1)  # fmt: skip
+    log = logging.getLogger("test-reset")
+    log.addHandler(h)
+    log.setLevel(logging.INFO)
+    try:
+        for i in range(10):
+            log.info("hit", extra={"path": f"/r/{i}"})
+        wait_for(lambda: proxy.counts["reset"] >= 2, "two reset connections")
+        proxy.mode, proxy.delay = "delay", 1.0
+        for i in range(10, 20):
+            log.info("hit", extra={"path": f"/r/{i}"})
+        wait_for(lambda: h.counts["sent"] == 20, "20 records sent")
+    finally:
+        log.removeHandler(h)
+        h.close()
+        proxy.close()
+        srv.stop()
+    assert proxy.counts["delayed"] >= 1
+    assert_once(_lake_ids(data_dir), range(20))
