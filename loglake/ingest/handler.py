@@ -86,6 +86,7 @@ class LoglakeHandler(logging.Handler):
         self._own: SpillFile | None = None
         self._files: list[SpillFile] = []
         self._failed: set[str] = set()  # batches counted as spilled (a delivery of theirs failed)
+        self._adopted: set[str] = set()  # batches of other handlers' files, counted as adopted
         self._adopted_at = 0.0
         self._stop = threading.Event()
         self._writer: Any = None
@@ -167,7 +168,8 @@ class LoglakeHandler(logging.Handler):
             with self._spill_lock:
                 batches = f.pending(self.batch_size)
             for key, body in batches:
-                if f is not self._own and key not in self._failed:
+                if f is not self._own and key not in self._adopted:
+                    self._adopted.add(key)  # counted once, however often its delivery is retried
                     self.counts["adopted"] += body.count(b"\n")
                 if not self._deliver(f, key, body):
                     return False
@@ -197,6 +199,7 @@ class LoglakeHandler(logging.Handler):
                 self.counts["spilled"] += n
             return False
         self._failed.discard(key)
+        self._adopted.discard(key)
         with self._spill_lock:
             f.append(done_marker(key))
         return True
