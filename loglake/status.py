@@ -130,10 +130,15 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
     }
     pending_rows: dict[str, int] = {}
     failed_rows: dict[str, int] = {}
+    from loglake.writer.coverage import Reads, add_folded, add_read, coverage, doubled
+
+    reads: Reads = {}  # the byte ranges of every sealed batch: a range sealed twice is a double
+    add_folded(reads, ledger["sources"])
     for m in sorted((spool / BATCHES).glob("[!_.]*.json")) if (spool / BATCHES).is_dir() else []:
         if m.name.endswith(".open.json") or m.name in ledger["absorbed"]:
             continue
         data = read_json(m)
+        add_read(reads, data)
         written["batches"] += 1
         written["lines_read"] += data["lines_read"]
         written["dead_lettered"] += data["dead_lettered"]
@@ -163,11 +168,11 @@ def collect_status(cfg: Config, with_freshness: bool = True) -> dict[str, Any]:
             lake_matches_manifests=None if own is None else own == expected,
         )
     st["tables"] = tables
-    from loglake.writer.coverage import coverage
-
     st["sources"] = coverage(cfg)
     st["unread_bytes"] = sum(s["unread_bytes"] for s in st["sources"])
-    st["reconciles"] = (
+    st["doubled"] = doubled(cfg, reads)
+    st["doubled_bytes"] = sum(d["doubled_bytes"] for d in st["doubled"])
+    st["reconciles"] = not st["doubled_bytes"] and (
         all(
             written["lines_read"]
             == written["rows"].get(t.name, 0) + written["filtered"].get(t.name, 0) + written["dead_lettered"]
@@ -289,6 +294,7 @@ def render_status(st: dict[str, Any]) -> None:
         for path in info.get("missing_partitions", []):
             console.print(f"  [red]missing[/red] {t}/{path}: registered, but its folder is gone (queries skip it)")
     _render_sources(console, st.get("sources", []))
+    _render_doubled(console, st.get("doubled", []))
     console.print(f"last rollover: {st['last_rollover'] or 'never'}")
 
 
@@ -304,4 +310,18 @@ def _render_sources(console: Console, sources: list[dict[str, Any]]) -> None:
     )
     for f in behind:
         table.add_row(f["file"], f"{f['size']:,}", f"{f['read_to']:,}", f"[yellow]{f['unread_bytes']:,}[/yellow]")
+    console.print(table)
+
+
+def _render_doubled(console: Console, doubled: list[dict[str, Any]]) -> None:
+    """Byte ranges of one content sealed twice: their lines are in the lake twice."""
+    if not doubled:
+        return
+    table = Table("file", "bytes read twice", "ranges", title="content read twice", title_justify="left")
+    for d in doubled:
+        ranges = ", ".join(f"{a:,}-{b:,}" for a, b in d["doubled_ranges"][:3])
+        more = len(d["doubled_ranges"]) - 3
+        table.add_row(
+            d["file"], f"[red]{d['doubled_bytes']:,}[/red]", ranges + (f" (+{more} more)" if more > 0 else "")
+        )
     console.print(table)

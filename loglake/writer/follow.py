@@ -117,15 +117,15 @@ class Follower:
         if not self._guard(cur.seal):
             return  # the disk refused the commit: try again next round
         copy = find_copy(self.path, old)
-        if copy is not None:
-            self._add_draining(copy, finished=True)
-        elif os.path.getsize(self.path) < cur.sealed[0]:
+        if copy is None and os.path.getsize(self.path) < cur.sealed[0]:
             print(
                 f"loglake write: {self.path} was truncated and no rotated copy of it was found: "
                 "lines past the last checkpoint may be lost",
                 flush=True,
             )
-        cur.restart_from_zero()
+        cur.restart_from_zero()  # first: it gives up its claim on the old content to the copy's reader
+        if copy is not None:
+            self._add_draining(copy, finished=True)
 
     def _retire_draining(self) -> None:
         """A rotated file is finished once idle for rotate_wait while the new file has data."""

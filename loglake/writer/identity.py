@@ -5,7 +5,11 @@ by its inode: a renamed file, a `copytruncate` copy and a compressed rotation ar
 content, so one checkpoint serves them all and reading `access.log.1.gz` after `access.log` adds
 nothing. (Vector's checksum fingerprinting works the same way.) A file shorter than
 `FINGERPRINT_BYTES` is identified by all of it; a record made then still matches it once it has
-grown, because a log's prefix never changes.
+grown, because a log's prefix never changes. A reader lengthens its identity only from the bytes it
+has itself read (tail.py), never by looking at the file again: after a `copytruncate` the file
+holds other content, and an identity taken from it then would file the old content's checkpoint
+under the new content's name (and its copy would be read again from byte 0). Claims (claims.py)
+keep two readers off one content.
 
 Checkpoints are cached in `state/checkpoints/<fingerprint>.json`. The writer saves the cache after
 a batch's manifest commits and *before* it removes the batch's intent, and recovery does the same
@@ -25,7 +29,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,16 +107,6 @@ def prefix_changed(raw: IO[bytes], src: SourceInfo) -> bool:
     return bool(src.fp_len) and digest(os.pread(raw.fileno(), src.fp_len, 0)) != src.fingerprint
 
 
-def refresh(src: SourceInfo, raw: IO[bytes]) -> SourceInfo:
-    """Lengthen a short fingerprint once the file has grown, so later lookups are more specific."""
-    if src.fp_len >= FINGERPRINT_BYTES or src.kind == "stdin":
-        return src
-    head = content_head(raw, src.kind)
-    if len(head) <= src.fp_len or digest(head[: src.fp_len]) != src.fingerprint:
-        return src  # not grown, or no longer the same content (the caller detects that)
-    return replace(src, fingerprint=digest(head), fp_len=len(head))
-
-
 @dataclass(frozen=True)
 class Checkpoint:
     """Where the sealed part of one content ends; `ignored` marks history that predates loglake."""
@@ -144,6 +138,9 @@ class CheckpointStore:
         records = self._read_records()
         self._cache = (stamp, records)
         return records
+
+    def records(self) -> list[Checkpoint]:
+        return list(self._records())
 
     def _read_records(self) -> list[Checkpoint]:
         out = []
@@ -256,27 +253,6 @@ class PathRegistry:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 out.append(str(read_json(p)["path"]))
         return out
-
-
-class SourceLock:
-    """An flock per (dev, inode): two writers reading one file would duplicate every line."""
-
-    def __init__(self, cfg: Config, src: SourceInfo) -> None:
-        locks = private_dir(cfg.state_dir / "locks")
-        self.path = locks / f"{src.dev}-{src.inode}.lock"
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = -1
-            raise SourceError(f"{src.path}: another loglake writer is reading this file") from None
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = -1
 
 
 class WriterLease:

@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 
 from loglake.errors import SourceError
+from loglake.writer.claims import same_content
 from loglake.writer.identity import CheckpointStore, PathRegistry, content_head, content_of, digest, gzip_isize
 from loglake.writer.segments import SourceInfo
 
@@ -117,7 +118,7 @@ def unread_siblings(path: str, store: CheckpointStore, registry: PathRegistry) -
         if got is None or not got[0]:
             continue
         head, mtime, ident = got
-        if live and (ident == live[1] or _same_content(head, live[0])):
+        if live and (ident == live[1] or same_content(head, live[0])):
             continue
         cp = store.lookup(head)
         if cp is not None and cp.ignored:
@@ -128,11 +129,6 @@ def unread_siblings(path: str, store: CheckpointStore, registry: PathRegistry) -
         if has_bytes_past(sib, offset):
             found.append(Candidate(sib, offset, line, mtime))
     return sorted(found, key=lambda c: (c.mtime, c.path))
-
-
-def _same_content(a: bytes, b: bytes) -> bool:
-    n = min(len(a), len(b))
-    return n > 0 and a[:n] == b[:n]
 
 
 def find_copy(path: str, src: SourceInfo) -> str | None:
@@ -154,7 +150,7 @@ def mark_history(path: str, store: CheckpointStore) -> None:
     live = _live_identity(path)
     for sib in rotated_siblings(path):
         got = head_of(sib)
-        if got is None or not got[0] or (live and _same_content(got[0], live[0])):
+        if got is None or not got[0] or (live and same_content(got[0], live[0])):
             continue
         if store.lookup(got[0]) is None:
             with contextlib.suppress(OSError):
@@ -168,7 +164,7 @@ def continued_elsewhere(path: str, head: bytes, length: int, live_within: float)
     compressed the copy is. (After a real rotation the file at the old name holds other content.)"""
     for twin in live_names(path):
         got = head_of(twin) if os.path.isfile(twin) else None
-        if got is None or time.time() - got[1] >= live_within or not _same_content(got[0], head):
+        if got is None or time.time() - got[1] >= live_within or not same_content(got[0], head):
             continue
         if has_bytes_past(twin, length - 1):
             return True

@@ -13,18 +13,19 @@ import gzip
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from loglake.errors import SourceError
+from loglake.writer.claims import ContentClaim, same_content
 from loglake.writer.identity import (
-    SourceLock,
+    FINGERPRINT_BYTES,
     close_content,
     content_head,
+    digest,
     identify,
     open_content,
     prefix_changed,
-    refresh,
 )
 from loglake.writer.lines import Chunk
 from loglake.writer.segments import Batch, DeadLetter, SourceInfo
@@ -53,9 +54,10 @@ class FileTail:
     """Reads one file from its checkpoint; `pump` feeds whole lines into batches, `seal` commits."""
 
     def __init__(
-        self, w: Writer, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, lock: SourceLock
+        self, w: Writer, path: str, raw: IO[bytes], handle: IO[bytes], src: SourceInfo, head: bytes, lock: ContentClaim
     ) -> None:
         self.w, self.path, self.raw, self.handle, self.src, self.lock = w, path, raw, handle, src, lock
+        self.head = head  # the content's first bytes as this reader knows them: what `src` identifies
         self.sealed = (0, 0)  # (offset, lines before it) of the last commit: where a redo starts
         self.offset, self.line = 0, 0  # end of what was fed to the batch
         self.pending = b""
@@ -76,11 +78,11 @@ class FileTail:
         try:
             head = content_head(raw, kind)
             src = identify(path, raw, kind, head)
-            lock = SourceLock(w.cfg, src)
+            lock = ContentClaim(w.cfg, src, head)  # before the checkpoint is read: see claims.py
         except BaseException:
             close_content(raw, handle)
             raise
-        tail = cls(w, path, raw, handle, src, lock)
+        tail = cls(w, path, raw, handle, src, head, lock)
         try:
             cp = w.checkpoints.lookup(head) if src.fp_len else None
             if cp is None and src.fp_len:
@@ -121,15 +123,18 @@ class FileTail:
         total = 0
         block = self.w.cfg.writer.read_block_bytes
         while not self.w.stopping:
+            pos = self.read_pos
             try:
                 data = self.handle.read(block)
             except _READ_ERRORS as e:
-                raise SourceError(f"{self.path}: read failed at byte {self.read_pos}: {e}") from e
+                raise SourceError(f"{self.path}: read failed at byte {pos}: {e}") from e
             if not data:
                 break
             if self.watch_truncation and prefix_changed(self.raw, self.src):
                 self.truncated = True  # what was just read may be new content at the old offset
                 return total
+            if self._learn(pos, data):
+                continue
             total += len(data)
             self.w.on_bytes(len(data))
             self.last_data = time.monotonic()
@@ -205,6 +210,27 @@ class FileTail:
         if self.w.due(batch):
             self.seal()
 
+    def _learn(self, pos: int, data: bytes) -> bool:
+        """Lengthen the identity with the content's first bytes as they were just read (never from
+        the file again: it may hold other content by now, see identity.py) and claim it. True if
+        `data` must not be taken: the file was empty at first sight and another writer has read
+        this content meanwhile, so reading resumes at that writer's checkpoint."""
+        known = len(self.head)
+        if known >= FINGERPRINT_BYTES or not pos <= known < pos + len(data):
+            return False
+        self.head += data[known - pos : FINGERPRINT_BYTES - pos]
+        self.src = replace(self.src, fingerprint=digest(self.head), fp_len=len(self.head))
+        self.lock.update(self.src, self.head)
+        if known:
+            return False
+        now = content_head(self.raw, self.src.kind)
+        cp = self.w.checkpoints.lookup(now) if same_content(now, self.head) else None
+        if cp is not None and cp.offset > self.sealed[0]:
+            self._seek(cp.offset, cp.line)
+            return True
+        self.w.checkpoints.save(self.src, 0, 0)  # seen, as `open` records a file with content
+        return False
+
     # ---- rotation ---------------------------------------------------------------------------
     def was_truncated(self) -> bool:
         """Shorter than what we read, or its first bytes changed (truncated and already regrown)."""
@@ -216,7 +242,9 @@ class FileTail:
         """After copytruncate the same inode holds new content: a new identity, read from byte 0."""
         self.batch = None
         self.handle.seek(0)
-        self.src = identify(self.path, self.raw, self.src.kind)
+        self.head = content_head(self.raw, self.src.kind)
+        self.src = identify(self.path, self.raw, self.src.kind, self.head)
+        self.lock.update(self.src, self.head)
         self._seek(0, 0)
         self.truncated = False
         if self.src.fp_len:
@@ -233,9 +261,7 @@ class FileTail:
         batch, self.batch = self.batch, None
         if batch is None:
             return
-        if not self.truncated:
-            self.src = refresh(self.src, self.raw)
-            batch.source = self.src
+        batch.source = self.src  # its identity may have grown since the batch opened
         try:
             self.w.seal(batch)
         except _Pressure:
