@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,10 +25,10 @@ ENV = {
 }
 
 
-def _writer(log: Path, data_dir: Path) -> subprocess.Popen[bytes]:
+def _writer(log: Path, data_dir: Path, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "loglake", "write", "--follow", str(log)],
-        env=cli_env(data_dir, **ENV),
+        env=cli_env(data_dir, **{**ENV, **env}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -97,3 +98,43 @@ def test_every_logged_request_lands_once(style: str, tmp_path: Path) -> None:
     else:  # the writer may have read lines the rotation then lost (they are in the lake and in no
         # file, found by CI); never a request nginx did not answer
         assert set(lake) <= load.ok
+
+
+def test_copytruncate_at_1000_per_second_with_the_writer_started_first(tmp_path: Path) -> None:
+    """The writer is started before nginx logs its first request, so it first sees the file empty,
+    and with the default segment age (60 s) its first seal is the one at the first truncate: the
+    lines of the first file are in the lake once (they were twice while the identity of a file
+    first seen empty was taken from the file at that seal, by then the next content), and `status`
+    sees no range read twice."""
+    data_dir = tmp_path / "data"
+    nginx = Nginx(tmp_path)
+    state = tmp_path / "logrotate.state"
+    writer = _writer(nginx.log, data_dir, LOGLAKE_WRITER_SEGMENT_MAX_AGE="60")
+    try:
+        claims = data_dir / "state" / "locks"
+        deadline = time.monotonic() + 30
+        while not list(claims.rglob("*.lock")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the writer holds the (still empty) file open
+        assert os.path.getsize(nginx.log) == 0
+        load = Load(nginx.port, rate=1000, clients=8).start()
+        try:
+            for _ in range(3):
+                time.sleep(4.0)
+                logrotate(nginx, "copytruncate", state)
+            time.sleep(1.0)
+        finally:
+            load.stop()
+        time.sleep(2.5)  # idle longer than rotate_wait
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        _, err = writer.communicate(timeout=60)
+        nginx.stop()
+    assert writer.returncode == 0, err.decode()
+    on_disk = ids_on_disk(nginx.logs)
+    assert len(on_disk) > 8000 and len(list(nginx.logs.iterdir())) == 4
+    lake = _lake_ids(data_dir)
+    dupes = [i for i, n in collections.Counter(lake).items() if n > 1]
+    assert not dupes, f"{len(dupes)} requests twice"
+    assert not set(on_disk) - set(lake), "logged requests missing"
+    st = json.loads(run_cli(["status", "--format", "json"], data_dir).stdout)
+    assert st["doubled_bytes"] == 0 and st["unread_bytes"] == 0 and st["reconciles"]
