@@ -23,6 +23,8 @@ from loglake.writer.parsers import load_parser
 SAMPLE_LINES = 200
 #: After `"request" status bytes`, a combined line goes on with `"referer" "agent"`.
 _COMBINED_TAIL = re.compile(r'" (?:\d{3}|-) (?:\d+|-) "')
+#: ...and a line with more after `"referer" "agent"` has fields the combined parser drops.
+_AFTER_AGENT = re.compile(r'" (?:\d{3}|-) (?:\d+|-) "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*" +\S')
 
 #: JSON keys that web servers and app loggers commonly use, per column (first match wins).
 JSON_KEYS: dict[str, tuple[str, ...]] = {
@@ -53,6 +55,7 @@ class Detected:
     lines: int
     json_fields: dict[str, str] = field(default_factory=dict)
     log_format: str = ""
+    hint: str = ""  # what the user may want to add (fields the detected format leaves out)
 
 
 def sample(path: Path, limit: int = SAMPLE_LINES) -> list[str]:
@@ -112,7 +115,10 @@ def detect(lines: list[str], log_format: str = "") -> Detected:
         named = {NGINX_VARIABLES[v] for v in NGINX_VARIABLES if f"${v}" in log_format or f"${{{v}}}" in log_format}
         columns = [c for c in FIELD_TYPES if c in named or (c in ("method", "path", "protocol") and "request" in named)]
         columns = [c for c in columns if c != "request"] if {"method", "path"} <= set(columns) else columns
-        return Detected("nginx", columns, _rows(writer, columns, lines), n, log_format=log_format)
+        rows = _rows(writer, columns, lines)
+        if rows == 0:
+            raise UsageError(f"--log-format parses none of the first {n} lines of the log: check it against the log")
+        return Detected("nginx", columns, rows, n, log_format=log_format)
     common = [c for c in DEFAULT_COLUMNS if c not in ("referer", "user_agent")]
     # The combined parser takes common lines too (it leaves referer and agent NULL), so which of the
     # two a log is shows in its text: quoted fields after the status and the size.
@@ -123,11 +129,18 @@ def detect(lines: list[str], log_format: str = "") -> Detected:
         candidates.append(Detected("combined", list(DEFAULT_COLUMNS), combined, n))
     fields = _json_fields(lines)
     if "ts" in fields:
+        if "request" in fields:  # the parser splits a request line when no method/path key exists
+            fields = {**fields, **{c: c for c in ("method", "path", "protocol") if c not in fields}}
         columns = [c for c in FIELD_TYPES if c in fields and c != "request"]
-        mapping = {c: k for c, k in fields.items() if c != k and c in columns}
+        mapping = {c: k for c, k in fields.items() if c != k and c in (*columns, "request")}
         rows = _rows(WriterConfig(format="json", json_fields=mapping), columns, lines)
         candidates.append(Detected("json", columns, rows, n, json_fields=mapping))
     best = max(candidates, key=lambda d: (d.rows, len(d.columns)))
+    if best.format == "combined" and sum(1 for line in lines if _AFTER_AGENT.search(line)) * 2 > n:
+        best.hint = (
+            "the lines carry fields after the user agent, which the combined format skips: "
+            "give the server's log_format with --log-format to keep them (e.g. $request_time)"
+        )
     if best.rows == 0:
         raise UsageError(
             "no known format parses this log (tried combined, common, JSON); "
@@ -190,14 +203,19 @@ def render(found: Detected, data_dir: Path, log: Path) -> str:
     return "\n".join(lines)
 
 
-def write_starter(directory: Path, log: Path, log_format: str = "", force: bool = False) -> tuple[Path, Detected]:
-    """Write `<directory>/loglake.toml` for `log`; refuses to overwrite one unless `force`."""
+def write_starter(
+    directory: Path, log: Path, log_format: str = "", force: bool = False, data_dir: Path | None = None
+) -> tuple[Path, Detected]:
+    """Write `<directory>/loglake.toml` for `log` (data under `data_dir`, default
+    `<directory>/loglake-data`); refuses to overwrite one unless `force`."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory")
     target = directory / "loglake.toml"
     if target.exists() and not force:
         raise UsageError(f"{target} exists (use --force to overwrite it)")
     found = detect(sample(log), log_format)
     directory.mkdir(parents=True, exist_ok=True)
-    text = render(found, (directory / "loglake-data").resolve(), log.resolve())
+    text = render(found, (data_dir or directory / "loglake-data").absolute(), log.resolve())
     target.write_text(text, encoding="utf-8")
     return target, found
 

@@ -80,3 +80,37 @@ def test_init_refuses_garbage_an_existing_config_and_a_missing_log(tmp_path: Pat
 
     missing = run_cli(["init", str(tmp_path / "c"), "--log", str(tmp_path / "nope.log")], tmp_path)
     assert missing.returncode == 2 and "not a file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_init_options_and_what_it_refuses(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.log"
+    ok.write_text(
+        '1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "x" 0.004 "h"\n', encoding="utf-8"
+    )
+    done = run_cli(["init", str(tmp_path / "etc"), "--log", str(ok), "--data-dir", str(tmp_path / "var")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f'data_dir = "{tmp_path / "var"}"' in (tmp_path / "etc" / "loglake.toml").read_text(encoding="utf-8")
+    assert "--log-format" in done.stderr  # the fields after the agent: a hint to keep them
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    refused = run_cli(["init", str(afile), "--log", str(ok)], tmp_path)
+    assert refused.returncode == 2 and "is not a directory" in refused.stderr
+    bad_format = run_cli(
+        ["init", str(tmp_path / "n"), "--log", str(ok), "--log-format", "$bogus [$time_local"], tmp_path
+    )
+    assert bad_format.returncode == 2 and "parses none" in bad_format.stderr
+    assert not (tmp_path / "n" / "loglake.toml").exists()
+
+
+def test_init_on_json_with_a_request_line_keeps_method_and_path(tmp_path: Path) -> None:
+    nd = tmp_path / "r.json"
+    rec = {"time": "2026-10-10T13:55:36Z", "remote_addr": "1.2.3.4", "request": "POST /login HTTP/1.1", "status": 200}
+    nd.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    written, text = _init_then_write(nd, tmp_path)
+    assert '"method"' in text and '"path"' in text and written["rows"]["access_log"] == 1
+    folder = tmp_path / "site"
+    env = {"LOGLAKE_DATA_DIR": str(folder / "loglake-data")}
+    cfg = str(folder / "loglake.toml")
+    assert run_cli(["rollover", "-c", cfg], tmp_path, **env).returncode == 0
+    q = run_cli(["query", "-c", cfg, "select method, path from access_log", "--format", "json"], tmp_path, **env)
+    assert json.loads(q.stdout) == [{"method": "POST", "path": "/login"}]

@@ -16,13 +16,14 @@ def expire(
     ] = False,
     table: Annotated[list[str] | None, typer.Option("--table", help="Table(s); default: all configured")] = None,
     before: Annotated[
-        str | None, typer.Option("--before", help="Expire hours ending before this (ISO date/time or 30d ago)")
+        str | None,
+        typer.Option("--before", help="Expire hours ending before this: ISO date/time, or 30d (30 days ago)"),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before an explicit --before expiry")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     config: ConfigOpt = None,
 ) -> None:
-    """Delete partitions, converted segments and dead letters older than [retention] says."""
+    """Delete partitions, converted segments and dead letters older than the retention settings."""
     from loglake.catalog import load_catalog
     from loglake.queries.runner import parse_when
     from loglake.rollover.expire import run_expire
@@ -39,6 +40,7 @@ def expire(
         if not sys.stdin.isatty():
             raise UsageError("--before deletes data: add --yes to confirm (or --dry-run to list it)")
         if not typer.confirm(f"expire every hour before {before} of {', '.join(table or ['all tables'])}?"):
+            err.print("expire: declined; nothing expired")
             raise typer.Exit(1)
     catalog = load_catalog(cfg)
     try:

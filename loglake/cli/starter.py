@@ -19,6 +19,9 @@ def init(
     log: Annotated[Path | None, typer.Option("--log", help="The access log to detect the format from")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="nginx log_format string of that log")] = "",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing loglake.toml")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the data goes (default: DIR/loglake-data)")
+    ] = None,
 ) -> None:
     """Write a commented starter loglake.toml for a log (format detected from its first lines)."""
     from loglake.config import load_config
@@ -30,12 +33,14 @@ def init(
             raise UsageError("which log? give --log FILE (none of " + ", ".join(USUAL_LOGS) + " exists)")
     if not log.is_file():
         raise UsageError(f"--log: {log} is not a file")
-    target, found = write_starter(directory, log, log_format, force)
+    target, found = write_starter(directory, log, log_format, force, data_dir)
     cfg = load_config(target)  # check-config: a ConfigError here is exit 2 with every problem
     err.print(
         f"[green]wrote[/green] {target}: format={found.format} ({found.rows} of {found.lines} sample lines parse), "
         f"columns={','.join(cfg.tables[0].columns)}, data_dir={cfg.data_dir}"
     )
+    if found.hint:
+        err.print(f"[yellow]hint:[/yellow] {found.hint}")
     c, f = shlex.quote(str(target)), shlex.quote(str(log.resolve()))
     print(f"loglake write -c {c} --follow {f}    # or without --follow, from cron")
     print(f"loglake rollover -c {c} --watch")

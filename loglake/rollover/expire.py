@@ -85,13 +85,27 @@ def _save(cfg: Config, data: dict[str, Any]) -> None:
 
 
 def expired_rows(cfg: Config, lake: Lake) -> dict[str, int]:
-    """Rows per table that expiry removed from the lake (an *expiring* partition counts once its
-    folder is gone): what `status` subtracts from the written rows."""
+    """Rows per table that expiry removed from the lake: what `status` subtracts from the written
+    rows. Of a partition still *expiring* (a run was killed while deleting it), the rows its
+    remaining files no longer hold."""
     out: dict[str, int] = {}
     for table, entry in read_expired(cfg)["tables"].items():
-        gone = sum(n for key, n in entry.get("expiring", {}).items() if not lake.fs.exists(lake.path(table, key)))
+        gone = 0
+        for key, rows in entry.get("expiring", {}).items():
+            dt, hour = key.split("/")
+            gone += max(0, int(rows) - _rows_left(lake, table, Partition.parse(dt[3:], hour[5:])))
         out[table] = int(entry.get("rows", 0)) + gone
     return out
+
+
+def _rows_left(lake: Lake, table: str, p: Partition) -> int:
+    if not lake.fs.exists(lake.path(table, p.path)):
+        return 0
+    rows = 0
+    for path, _size in served(lake, table, p)[0]:
+        with contextlib.suppress(FileNotFoundError), lake.fs.open(path, "rb") as fh:
+            rows += pq.ParquetFile(fh).metadata.num_rows
+    return rows
 
 
 # ---- what goes --------------------------------------------------------------------------------
@@ -130,12 +144,13 @@ def plan(
             (table, p.path, "the current day is never expired") for p in known if p.end <= cutoff and p.dt >= today
         ]
         if before is None and old and len(old) == len(known):
+            text = next((t.retention.get("lake", "") for t in cfg.tables if t.name == table), "") or cfg.retention.lake
             skipped.append(
                 (
                     table,
                     "*",
-                    f"every partition is older than {cfg.retention.lake or keep}: the clock "
-                    "may be wrong; nothing expired (use --before to expire them explicitly)",
+                    f"every partition is older than {text}: the clock may be wrong; nothing "
+                    "expired (use --before to expire them explicitly)",
                 )
             )
             continue
@@ -171,6 +186,9 @@ def _expire(cfg: Config, catalog: Catalog, lake: Lake, going: list[Expiring]) ->
     for e in going:  # no compaction starts on an unregistered partition
         with partition_lock(cfg, e.table, e.partition):
             lake.remove_tree(lake.path(e.table, e.partition.path))
+        if lake.is_local:  # the day's folder once its last hour is gone
+            with contextlib.suppress(OSError):
+                os.rmdir(lake.path(e.table, f"dt={e.partition.dt}"))
         entry = data["tables"][e.table]
         entry["rows"] = int(entry.get("rows", 0)) + int(entry["expiring"].pop(e.partition.path))
     _save(cfg, data)
@@ -189,17 +207,16 @@ def _unfinished(cfg: Config, lake: Lake, tables: list[str] | None) -> list[Expir
     return out
 
 
-def _old_files(folder: Path, pattern: str, cutoff: float, delete: bool) -> tuple[int, int]:
-    n = size = 0
+def _old_files(folder: Path, pattern: str, cutoff: float) -> tuple[list[Path], int]:
+    """(files older than `cutoff`, how many files there are in all)."""
+    old, total = [], 0
     for path in folder.glob(pattern) if folder.is_dir() else []:
         with contextlib.suppress(FileNotFoundError):
-            st = path.stat()
-            if not path.is_file() or st.st_mtime > cutoff:
-                continue
-            if delete:
-                path.unlink()
-            n, size = n + 1, size + st.st_size
-    return n, size
+            if path.is_file():
+                total += 1
+                if path.stat().st_mtime <= cutoff:
+                    old.append(path)
+    return old, total
 
 
 def run_expire(
@@ -225,17 +242,29 @@ def run_expire(
     elif going:
         done = _expire(cfg, catalog, lake, going)
         (report.partitions if done else report.deferred).extend(going)
-    report.done_segments = _sweep(cfg, "done_segments", cfg.spool_dir / "_done", "**/*.csv", now, dry_run)
-    report.dead_letters = _sweep(cfg, "dead_letters", cfg.dead_letter_dir, "*.jsonl", now, dry_run)
+    report.done_segments = _sweep(cfg, report, "done_segments", cfg.spool_dir / "_done", "**/*.csv", now)
+    report.dead_letters = _sweep(cfg, report, "dead_letters", cfg.dead_letter_dir, "*.jsonl", now)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _sweep(cfg: Config, kind: str, folder: Path, pattern: str, now: float, dry_run: bool) -> tuple[int, int]:
+def _sweep(cfg: Config, report: ExpireReport, kind: str, folder: Path, pattern: str, now: float) -> tuple[int, int]:
+    """Delete the kind's files older than its retention; like partitions, never all of them at once
+    (a clock set forward would otherwise empty the folder)."""
     text = getattr(cfg.retention, kind)
     if not text:
         return 0, 0
-    return _old_files(folder, pattern, now - parse_duration(text), delete=not dry_run)
+    old, total = _old_files(folder, pattern, now - parse_duration(text))
+    if old and len(old) == total:
+        report.skipped.append((kind, "*", f"every file is older than {text}: the clock may be wrong; none deleted"))
+        return 0, 0
+    size = 0
+    for path in old:
+        with contextlib.suppress(FileNotFoundError):
+            size += path.stat().st_size
+            if not report.dry_run:
+                path.unlink()
+    return len(old), size
 
 
 def due(cfg: Config, every: float = 3600.0, now: float | None = None) -> bool:

@@ -108,12 +108,13 @@ def test_units_are_hardened_and_retry_on_75() -> None:
 
 
 def _nginx(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """A real nginx whose http{} block includes deploy/nginx/loglake-log-format.conf as shipped."""
+    """A real nginx whose http{} block includes deploy/nginx/loglake-log-format.conf as shipped and
+    names its format on the access log, as the snippet's comment says to."""
     prefix, log = root / "nginx", root / "logs" / "access.log"
     (prefix / "tmp").mkdir(parents=True)
     log.parent.mkdir()
     snippet = (DEPLOY / "nginx" / "loglake-log-format.conf").read_text(encoding="utf-8")
-    (prefix / "loglake.conf").write_text(snippet.replace("/var/log/nginx/access.log", str(log)), encoding="utf-8")
+    (prefix / "loglake.conf").write_text(snippet, encoding="utf-8")
     port = free_port()
     temps = "".join(
         f"    {k}_temp_path {prefix}/tmp/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -121,6 +122,7 @@ def _nginx(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     (prefix / "nginx.conf").write_text(
         f"daemon off;\nuser root;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
         f"events {{ worker_connections 64; }}\nhttp {{\n{temps}    include {prefix}/loglake.conf;\n"
+        f"    access_log {log} loglake;\n"
         f'    server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}\n}}\n',
         encoding="utf-8",
     )
@@ -217,7 +219,9 @@ def test_units_run_the_pipeline_on_a_real_nginx_log(tmp_path: Path) -> None:
         ["query", "select count(*) n from logins", "--format", "json"], tmp_path / "data", LOGLAKE_CONFIG=str(cfg_path)
     )
     assert json.loads(logins.stdout) == [{"n": 20}]
-    status = run_cli(["status", "--format", "json"], tmp_path / "data", LOGLAKE_CONFIG=str(cfg_path))
+    status = subprocess.run(  # as the units run: the host id is the host name, as theirs
+        [*LOGLAKE.split(), "status", "--format", "json"], env=_env(tmp_path, once_env), capture_output=True, text=True
+    )
     facts = json.loads(status.stdout)
     assert facts["written"]["dead_lettered"] == 0 and facts["reconciles"] is True, status.stdout
     assert facts["unread_bytes"] == 0 and facts["tables"]["access_log"]["lake_matches_manifests"] is True

@@ -187,24 +187,28 @@ def test_kill_9_during_expire_then_rerun_leaves_it_consistent(five_days) -> None
     assert st["tables"]["access_log"]["rows_expired"] == 3 * len(old)
 
 
-def test_done_segments_and_dead_letters_expire_by_age(make_config, tmp_path: Path) -> None:
+def test_done_segments_and_dead_letters_expire_by_age_never_all_at_once(make_config, tmp_path: Path) -> None:
     cfg = make_config('[retention]\ndone_segments = "2d"\ndead_letters = "30d"\n')
-    log = tmp_path / "a.log"
-    log.write_text(
-        '1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\ngarbage\n', encoding="utf-8"
-    )
-    Writer(cfg).write_file(str(log))
-    run_rollover(cfg)
-    done = list((cfg.spool_dir / "_done").glob("**/*.csv"))
-    dead = list(cfg.dead_letter_dir.glob("*.jsonl"))
-    assert done and dead
+    line = '1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET /{} HTTP/1.1" 200 1 "-" "x"\ngarbage {}\n'
+    made: list[set[Path]] = []
+    for i in range(2):  # two batches: one old, one new
+        log = tmp_path / f"a{i}.log"
+        log.write_text(line.format(i, i), encoding="utf-8")
+        known = set((cfg.spool_dir / "_done").glob("**/*.csv")) | set(cfg.dead_letter_dir.glob("*.jsonl"))
+        Writer(cfg).write_file(str(log))
+        run_rollover(cfg)
+        now_there = set((cfg.spool_dir / "_done").glob("**/*.csv")) | set(cfg.dead_letter_dir.glob("*.jsonl"))
+        made.append(now_there - known)
     now = time.time()
-    report = run_expire(cfg, load_catalog(cfg), open_lake(cfg), now=now + 3 * DAY)
-    assert report.done_segments[0] == len(done) and report.dead_letters == (0, 0)
-    assert not any(p.exists() for p in done) and all(p.exists() for p in dead)
-    report = run_expire(cfg, load_catalog(cfg), open_lake(cfg), now=now + 31 * DAY)
-    assert report.dead_letters[0] == len(dead) and not any(p.exists() for p in dead)
-    assert collect_status(cfg)["reconciles"]
+    for path in made[0]:  # the first batch's files are 40 days old
+        os.utime(path, (now - 40 * DAY, now - 40 * DAY))
+    report = run_expire(cfg, load_catalog(cfg), open_lake(cfg), now=now)
+    assert report.done_segments[0] == 1 and report.dead_letters[0] == 1
+    assert not any(p.exists() for p in made[0]) and all(p.exists() for p in made[1])
+    forward = run_expire(cfg, load_catalog(cfg), open_lake(cfg), now=now + 365 * DAY)  # a clock set forward
+    assert forward.done_segments == (0, 0) and forward.dead_letters == (0, 0)
+    assert {k for k, p, _ in forward.skipped if p == "*"} == {"done_segments", "dead_letters"}
+    assert all(p.exists() for p in made[1]) and collect_status(cfg)["reconciles"]
 
 
 def test_an_hour_in_a_compaction_grace_period_waits(make_config, tmp_path: Path) -> None:
