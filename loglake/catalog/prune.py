@@ -25,6 +25,8 @@ _MIN, _MAX = "0001-01-01", "9999-12-31"
 _DAY = _dt.timedelta(days=1)
 #: Casts a bound may look through: to a date or a timestamp (a cast to text compares as text).
 _TEMPORAL = exp.DataType.TEMPORAL_TYPES - {exp.DataType.Type.TIME, exp.DataType.Type.TIMETZ}
+#: Casts to a coarser precision round (DuckDB's TIMESTAMP_S/_MS), which can cross midnight.
+_ROUNDING = {exp.DataType.Type.TIMESTAMP_S, exp.DataType.Type.TIMESTAMP_MS}
 
 Days = tuple[_dt.date, _dt.date]
 
@@ -43,9 +45,11 @@ def _constant_days(node: exp.Expression) -> Days | None:
     """The UTC days a date or timestamp constant (a literal, possibly cast) can mean, or None."""
     if node.find(exp.Column) is not None or node.find(exp.Placeholder) is not None:
         return None
+    rounds = False
     while isinstance(node, (exp.Cast, exp.TryCast, exp.Paren)):
         if isinstance(node, (exp.Cast, exp.TryCast)) and node.to.this not in _TEMPORAL:
             return None
+        rounds = rounds or (isinstance(node, (exp.Cast, exp.TryCast)) and node.to.this in _ROUNDING)
         node = node.this
     if not (isinstance(node, exp.Literal) and node.is_string):
         return None
@@ -55,6 +59,8 @@ def _constant_days(node: exp.Expression) -> Days | None:
     except ValueError:
         return None
     day = when.date()
+    if rounds and day < _dt.date.max:  # 23:59:59.6 cast to whole seconds is the next day's 00:00:00
+        return (day - _DAY if when.utcoffset() and day > _dt.date.min else day), day + _DAY
     if when.utcoffset():  # engines differ on whether the offset counts: both readings stay in
         return (day - _DAY if day > _dt.date.min else day), (day + _DAY if day < _dt.date.max else day)
     return day, day

@@ -111,3 +111,16 @@ def test_pruning_never_changes_an_answer_on_duckdb(midnight_lake) -> None:
         assert midnight_lake.query(pruned_sql(cond)).rows == midnight_lake.query(unpruned_sql(cond)).rows, cond
 
     check()
+
+
+def test_casts_that_round_to_whole_seconds_read_the_next_day(midnight_lake) -> None:
+    """DuckDB rounds a cast to TIMESTAMP_S/_MS: 23:59:59.6 is the next day's 00:00:00."""
+    for cond in (
+        "ts <= CAST('2026-01-01 23:59:59.6' AS TIMESTAMP_S)",
+        "ts = CAST('2026-01-01 23:59:59.6' AS TIMESTAMP_S)",
+        "ts <= CAST('2026-01-01 23:59:59.9996' AS TIMESTAMP_MS)",
+        "ts in ('2026-01-01 23:59:59.6'::TIMESTAMP_S)",
+    ):
+        pruned = midnight_lake.query(pruned_sql(cond)).rows
+        assert pruned == midnight_lake.query(unpruned_sql(cond)).rows, cond
+        assert pruned[0][0] > 0, cond
