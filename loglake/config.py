@@ -20,7 +20,7 @@ from typing import Any, get_origin, get_type_hints
 
 from loglake.durations import parse_duration
 from loglake.errors import ConfigError
-from loglake.schema import DEFAULT_COLUMNS, FIELD_TYPES, validate_identifier
+from loglake.schema import CLF_COLUMNS, DEFAULT_COLUMNS, FIELD_TYPES, GEO_COLUMNS, validate_identifier
 
 FORMATS = ("combined", "common", "json", "regex", "nginx")
 FSYNC_POLICIES = ("off", "on-seal", "interval")
@@ -477,6 +477,10 @@ def load_config(
     if names and DEFAULT_STALE.table not in names:  # the built-in `stale` watches a table that exists
         stale = dataclasses.replace(DEFAULT_STALE, table=names[0])
         cfg = dataclasses.replace(cfg, alerts=tuple(stale if r is DEFAULT_STALE else r for r in cfg.alerts))
+    if cfg.writer.format == "common":  # the default columns, less the two the common format lacks
+        fit = tuple(c for c in DEFAULT_COLUMNS if c in CLF_COLUMNS["common"])
+        tables = tuple(dataclasses.replace(t, columns=fit) if t.columns == DEFAULT_COLUMNS else t for t in cfg.tables)
+        cfg = dataclasses.replace(cfg, tables=tables)
     if not cfg.host_id:
         cfg = dataclasses.replace(cfg, host_id=_default_host_id())
     cfg = dataclasses.replace(cfg, source=str(file) if file else "<defaults>")
@@ -595,6 +599,13 @@ def validate(cfg: Config) -> list[str]:
         for c in (*t.columns, *t.where, *t.require):
             if c not in FIELD_TYPES:
                 p.append(f"tables.{t.name}: unknown column {c!r} (known: {', '.join(FIELD_TYPES)})")
+        if w.format in CLF_COLUMNS:
+            lacking = set(t.columns) - CLF_COLUMNS[w.format] - set(GEO_COLUMNS)
+            if lacking:
+                p.append(
+                    f"tables.{t.name}.columns: the {w.format} format has no {', '.join(sorted(lacking))} field "
+                    "(an nginx log_format or a regex can read more)"
+                )
         if t.columns and "ts" not in t.columns:
             p.append(f"tables.{t.name}.columns: must include 'ts' (Parquet is partitioned by event time)")
         for key in t.retention:

@@ -56,6 +56,14 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "user_agent",
 )
 
+#: What the common and combined formats hold (method, path and protocol come from the request);
+#: checked when the config loads, so a column they lack is a configuration error, not a failed write.
+_COMMON_FIELDS = frozenset({"ts", "username", "client_ip", "method", "path", "protocol", "status", "bytes", "request"})
+CLF_COLUMNS: dict[str, frozenset[str]] = {
+    "common": _COMMON_FIELDS,
+    "combined": _COMMON_FIELDS | {"referer", "user_agent"},
+}
+
 #: Partition columns: derived from `ts` at rollover, stored only in the path (Hive layout).
 PARTITION_COLUMNS: tuple[str, ...] = ("dt", "hour")
 

@@ -129,3 +129,20 @@ def test_sigterm_while_the_followed_file_is_rotated_away_exits_0(tmp_path: Path,
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
+
+
+def test_a_column_the_clf_format_lacks_is_a_configuration_error(tmp_path) -> None:
+    """Caught when the config loads (check-config, exit 2), not as an internal error at write."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[tables.access_log]\ncolumns = ["ts", "host"]\n', encoding="utf-8")
+    done = run_cli(["check-config"], tmp_path / "data", LOGLAKE_CONFIG=str(cfg))
+    assert done.returncode == 2 and "the combined format has no host field" in done.stderr
+    log = tmp_path / "a.log"
+    log.write_text('1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n', encoding="utf-8")
+    wrote = run_cli(["write", str(log)], tmp_path / "data", LOGLAKE_CONFIG=str(cfg))
+    assert wrote.returncode == 2 and "internal error" not in wrote.stderr
+    common = tmp_path / "common.toml"  # the default table, common format: its columns fit the format
+    common.write_text('[writer]\nformat = "common"\n', encoding="utf-8")
+    log.write_text('1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1\n', encoding="utf-8")
+    wrote = run_cli(["write", str(log)], tmp_path / "data", LOGLAKE_CONFIG=str(common))
+    assert wrote.returncode == 0 and "rows access_log=1" in wrote.stderr, wrote.stderr

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from loglake.schema import CLF_COLUMNS
 from loglake.writer.kernels import pc, take
 from loglake.writer.parsers import ParseResult
 from loglake.writer.parsers.values import (
@@ -93,10 +94,7 @@ class ClfParser:
     def __init__(self, fmt: str, needed: list[str]) -> None:
         self.fmt = fmt
         self.needed = [c for c in PARSED_TYPES if c in needed]
-        available = {"ts", "username", "client_ip", "method", "path", "protocol", "status", "bytes", "request"}
-        if fmt == "combined":
-            available |= {"referer", "user_agent"}
-        missing = set(self.needed) - available
+        missing = set(self.needed) - CLF_COLUMNS[fmt]
         if missing:
             raise ValueError(f"the {fmt} format has no {', '.join(sorted(missing))} field")
 
