@@ -1,12 +1,15 @@
 """`loglake expire`: apply retention, or expire a table's hours before a date on request."""
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from loglake.cli.app import ConfigOpt, app, config_from, err
 from loglake.errors import UsageError
+
+if TYPE_CHECKING:
+    from loglake.rollover.expire import ExpireReport
 
 
 @app.command("expire")
@@ -50,7 +53,7 @@ def expire(
     _print(report, fmt)
 
 
-def _print(report: "object", fmt: str) -> None:
+def _print(report: "ExpireReport", fmt: str) -> None:
     import json
 
     verb = "would expire" if report.dry_run else "expired"

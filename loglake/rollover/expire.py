@@ -27,13 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from loglake.catalog.base import Catalog, Partition
 from loglake.config import Config
 from loglake.durations import parse_duration
 from loglake.fsutil import atomic_write_json, read_json
-from loglake.rollover.compact import partition_lock, partitions_on_storage, read_record, served
+from loglake.rollover.compact import footer_rows, partition_lock, partitions_on_storage, read_record, served
 from loglake.storage import Lake
 
 EXPIRED = "expired.json"
@@ -103,25 +101,25 @@ def _rows_left(lake: Lake, table: str, p: Partition) -> int:
         return 0
     rows = 0
     for path, _size in served(lake, table, p)[0]:
-        with contextlib.suppress(FileNotFoundError), lake.fs.open(path, "rb") as fh:
-            rows += pq.ParquetFile(fh).metadata.num_rows
+        with contextlib.suppress(FileNotFoundError):
+            rows += footer_rows(lake, path)
     return rows
 
 
-# ---- what goes --------------------------------------------------------------------------------
+def _retention_text(cfg: Config, table: str) -> str:
+    """The table's own `retention.lake`, else `[retention] lake` ("" = forever)."""
+    return next((t.retention.get("lake", "") for t in cfg.tables if t.name == table), "") or cfg.retention.lake
+
+
 def lake_retention(cfg: Config, table: str) -> float | None:
     """Seconds a table's partitions are kept, or None (forever)."""
-    text = next((t.retention.get("lake", "") for t in cfg.tables if t.name == table), "") or cfg.retention.lake
+    text = _retention_text(cfg, table)
     return parse_duration(text) if text else None
 
 
 def _measure(lake: Lake, table: str, p: Partition) -> tuple[int, int, int]:
     """(rows served, bytes under the folder, files under the folder)."""
-    files, _ = served(lake, table, p)
-    rows = 0
-    for path, _size in files:
-        with lake.fs.open(path, "rb") as fh:
-            rows += pq.ParquetFile(fh).metadata.num_rows
+    rows = sum(footer_rows(lake, path) for path, _size in served(lake, table, p)[0])
     everything = lake.fs.find(lake.path(table, p.path), detail=True)
     return rows, sum(int(d.get("size") or 0) for d in everything.values()), len(everything)
 
@@ -144,7 +142,7 @@ def plan(
             (table, p.path, "the current day is never expired") for p in known if p.end <= cutoff and p.dt >= today
         ]
         if before is None and old and len(old) == len(known):
-            text = next((t.retention.get("lake", "") for t in cfg.tables if t.name == table), "") or cfg.retention.lake
+            text = _retention_text(cfg, table)
             skipped.append(
                 (
                     table,
